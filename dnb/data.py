@@ -1,0 +1,102 @@
+"""Loading the tensorized splits as torch batches (the format every model consumes).
+
+``data/tensors/<split>.npz`` (written by ``pipeline/tensorize.py``) holds::
+
+    drums   uint8   [N, 32, 14]
+    roll    uint8   [N, 64, 36]
+    tokens  uint8   [N, 64]
+    tempo   float32 [N]   log2(bpm / 120)
+    program int64   [N]   0..8
+    key     int64   [N]   0..23
+    genre   int64   [N]   index into meta.json "genres"
+    song    int64   [N]   index into meta.json "songs" (song-level bootstrap)
+
+``data/tensors/meta.json`` holds ``genres``, ``keys``, ``songs`` (content hashes) and
+the split sizes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dnb import representation as rep
+from models import DataInfo
+
+FIELDS = ("drums", "roll", "tokens", "tempo", "program", "key", "genre", "song")
+
+
+def to_batch(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Numpy split arrays -> the batch dict documented in ``models/__init__.py``."""
+    return {
+        "drums": torch.as_tensor(np.asarray(arrays["drums"]), dtype=torch.float32),
+        "roll": torch.as_tensor(np.asarray(arrays["roll"]), dtype=torch.float32),
+        "tokens": torch.as_tensor(np.asarray(arrays["tokens"]), dtype=torch.int64),
+        "tempo": torch.as_tensor(np.asarray(arrays["tempo"]), dtype=torch.float32),
+        "program": torch.as_tensor(np.asarray(arrays["program"]), dtype=torch.int64),
+        "key": torch.as_tensor(np.asarray(arrays["key"]), dtype=torch.int64),
+        "genre": torch.as_tensor(np.asarray(arrays["genre"]), dtype=torch.int64),
+        "song": torch.as_tensor(np.asarray(arrays["song"]), dtype=torch.int64),
+    }
+
+
+def load_split(tensor_dir: str | Path, split: str) -> dict[str, torch.Tensor]:
+    """One split as a single batch dict of tensors."""
+    with np.load(Path(tensor_dir) / f"{split}.npz") as data:
+        return to_batch({k: data[k] for k in FIELDS})
+
+
+def load_meta(tensor_dir: str | Path) -> dict:
+    return json.loads((Path(tensor_dir) / "meta.json").read_text())
+
+
+def data_info(tensor_dir: str | Path) -> DataInfo:
+    genres = load_meta(tensor_dir)["genres"]
+    return DataInfo(n_programs=rep.BASS_PROGRAMS, n_keys=24, n_genres=max(1, len(genres)), genre_names=genres)
+
+
+def batch_size_of(batch: dict[str, torch.Tensor]) -> int:
+    return int(batch["tokens"].shape[0])
+
+
+def subset(batch: dict[str, torch.Tensor], index) -> dict[str, torch.Tensor]:
+    return {k: v[index] for k, v in batch.items()}
+
+
+def iterate_batches(
+    data: dict[str, torch.Tensor], batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Mini-batches of a split; shuffled with ``generator`` for reproducibility."""
+    n = batch_size_of(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield subset(data, order[start : start + batch_size])
+
+
+def synthetic_split(n: int, seed: int = 0, n_genres: int = 3) -> dict[str, torch.Tensor]:
+    """A small random split with the right shapes and a learnable drum->bass
+    relation (bass onsets on kicks, pitch from the key): for unit tests only."""
+    rng = np.random.default_rng(seed)
+    drums = (rng.random((n, rep.DRUM_STEPS, rep.DRUM_CLASSES)) < 0.1).astype(np.uint8)
+    drums[:, ::8, rep.KICK] = 1
+    key = rng.integers(0, 24, n)
+    tokens = np.zeros((n, rep.BASS_STEPS), dtype=np.uint8)
+    kick_steps = drums[:, :, rep.KICK].nonzero()
+    pitch_index = (key[kick_steps[0]] % 12 + 0) % rep.BASS_PITCHES
+    tokens[kick_steps[0], kick_steps[1] * 2] = rep.ONSET_OFFSET + pitch_index
+    tokens[kick_steps[0], kick_steps[1] * 2 + 1] = rep.SUSTAIN
+    arrays = {
+        "drums": drums,
+        "roll": rep.tokens_to_roll(tokens),
+        "tokens": tokens,
+        "tempo": rng.normal(0, 0.3, n).astype(np.float32),
+        "program": rng.integers(0, rep.BASS_PROGRAMS, n),
+        "key": key,
+        "genre": rng.integers(0, n_genres, n),
+        "song": np.arange(n) // 4,
+    }
+    return to_batch(arrays)

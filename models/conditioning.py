@@ -1,0 +1,45 @@
+"""Conditioning (tempo, bass program, key, genre) as one vector, switchable per run.
+
+The 2019 project fed raw tempo and program numbers into its layers, which
+saturated them. Here tempo arrives as log2(bpm/120) (about -1..1) and the
+categorical labels are learned embeddings. A label left out of ``use`` contributes
+zeros, so the same architecture runs the ablation none / tempo+program / +key / +genre.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models import DataInfo
+
+KNOWN = ("tempo", "program", "key", "genre")
+
+
+class Conditioning(nn.Module):
+    """``forward(batch) -> [B, dim]``; ``dim`` is fixed whatever ``use`` is."""
+
+    def __init__(self, use: list[str] | tuple[str, ...], info: DataInfo, dim: int = 32):
+        super().__init__()
+        unknown = set(use) - set(KNOWN)
+        if unknown:
+            raise ValueError(f"unknown conditioning {sorted(unknown)}; choose from {KNOWN}")
+        self.use = tuple(use)
+        self.dim = dim
+        self.tempo = nn.Linear(1, dim)
+        self.program = nn.Embedding(info.n_programs, dim)
+        self.key = nn.Embedding(info.n_keys, dim)
+        self.genre = nn.Embedding(max(1, info.n_genres), dim)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        size = batch["drums"].shape[0]
+        out = torch.zeros(size, self.dim, device=batch["drums"].device)
+        if "tempo" in self.use:
+            out = out + self.tempo(batch["tempo"].float().unsqueeze(-1))
+        if "program" in self.use:
+            out = out + self.program(batch["program"])
+        if "key" in self.use:
+            out = out + self.key(batch["key"])
+        if "genre" in self.use:
+            out = out + self.genre(batch["genre"].clamp(max=self.genre.num_embeddings - 1))
+        return out
