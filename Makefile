@@ -24,12 +24,12 @@ latex:
 	  fi; }
 
 reproduce: setup latex
-	$(BIN)/dvc repro
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
 # The large corpus (../shared/corpora/ultimate-midi.tar.gz, or set LARGE_CORPUS to any MIDI folder/archive).
 LARGE_CORPUS ?= ../shared/corpora/ultimate-midi.tar.gz
 reproduce-large: setup latex
-	$(BIN)/python -m dnb.profile large --corpus $(LARGE_CORPUS) | xargs $(BIN)/dvc exp run
+	$(BIN)/python -m dnb.profile large --corpus $(LARGE_CORPUS) | PATH=$(CURDIR)/$(BIN):$$PATH xargs -r $(BIN)/dvc exp run
 
 test: setup
 	$(BIN)/ruff check .

@@ -162,6 +162,21 @@ def tokens_to_roll(tokens: np.ndarray) -> np.ndarray:
     return roll
 
 
+def transpose_tokens(tokens: np.ndarray, semitones: int | np.ndarray) -> np.ndarray:
+    """Shift the onset pitches of tokens ``[..., 64]`` by ``semitones`` (one int, or
+    one shift per sequence, shape ``tokens.shape[:-1]``) and fold them back into the
+    bass range with ``fold_pitch``; rests and sustains are unchanged. Used for key
+    normalisation and transposition augmentation (a table lookup: fast on 500k pairs)."""
+    tokens = np.asarray(tokens)
+    semitones = np.asarray(semitones, dtype=np.int64)
+    shifts, inverse = np.unique(semitones, return_inverse=True)
+    table = np.tile(np.arange(VOCAB_SIZE, dtype=np.uint8), (len(shifts), 1))
+    pitch = BASS_LOW + np.arange(BASS_PITCHES)[None, :] + shifts[:, None]
+    table[:, ONSET_OFFSET:] = ONSET_OFFSET + fold_pitch(pitch) - BASS_LOW
+    rows = np.broadcast_to(inverse.reshape(semitones.shape), tokens.shape[:-1])
+    return table[rows[..., None], tokens]
+
+
 def roll_to_tokens(roll: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Tokens from an onset roll or onset probabilities ``[..., 64, 36]``: at each
     step whose best pitch reaches ``threshold`` an onset of that pitch, held
@@ -299,11 +314,12 @@ def score_windows(score, with_bass: bool = True) -> Windows:
     )
 
 
-def load_score(data: bytes):
-    """Parse MIDI bytes with symusic (about 220x faster than pretty_midi)."""
+def load_score(data: bytes, sanitize: bool = False):
+    """Parse MIDI bytes with symusic (about 220x faster than pretty_midi). ``sanitize``
+    clamps out-of-range data bytes (a velocity of 180, say) instead of raising."""
     import symusic
 
-    return symusic.Score.from_midi(data)
+    return symusic.Score.from_midi(data, sanitize_data=sanitize)
 
 
 # --------------------------------------------------------------------------- MIDI out

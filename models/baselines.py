@@ -1,0 +1,283 @@
+"""Six baselines behind the ``BassGenerator`` interface, fitted on the training split.
+
+They bracket every model: ``silence`` and ``constant_density`` are the floors the
+2019 project's reconstruction loss never beat, ``repaired`` (MuseGAN's "shuffled")
+is real bass with no relation to the drums, ``knn`` copies the bass of the most
+similar training drums, ``root_on_kick`` is the one-line rule a bassist would
+start from, ``bigram`` is a Markov chain over bass tokens given the drum step.
+
+Each is built as ``Class(params, info)`` with ``params`` = the ``evaluate`` section of
+params.yaml (``knn_k``, ``knn_metric``, ``knn_add_k``, ``knn_max_train``, ``bigram_add_k``,
+``seed``),
+then ``fit(train_batch)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dnb import representation as rep
+from models import BassGenerator, DataInfo
+
+CLASSES = {
+    "silence": "Silence",
+    "constant_density": "ConstantDensity",
+    "repaired": "Repaired",
+    "knn": "Knn",
+    "root_on_kick": "RootOnKick",
+    "bigram": "Bigram",
+}
+HATS = (4, 5)  # closed / open hi-hat classes of rep.DRUM_CLASS_NAMES
+
+
+def _tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """probs ** (1 / T), renormalised on the last axis."""
+    if temperature == 1.0:
+        return probs
+    logits = torch.log(probs.clamp_min(1e-30)) / max(temperature, 1e-6)
+    return torch.softmax(logits, dim=-1)
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row of ``probs`` ``[..., V]`` by inverse CDF (torch.multinomial is
+    ~100x slower on many small rows)."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, dtype=cdf.dtype) * cdf[..., -1:]
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp(max=probs.shape[-1] - 1)
+
+
+class Baseline(BassGenerator):
+    def __init__(self, params: dict | None = None, info: DataInfo | None = None):
+        self.params = dict(params or {})
+        self.info = info or DataInfo()
+        self.seed = int(self.params.get("seed", 0))
+
+    def fit(self, train_batch: dict) -> Baseline:
+        return self
+
+
+class Silence(Baseline):
+    """All REST: scores perfectly on empty bars and terribly on everything else.
+    Defines no distribution (a point mass on REST has infinite NLL), so NLL is n/a."""
+
+    name = "silence"
+    deterministic = True
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        return torch.zeros(batch["drums"].shape[0], k, rep.BASS_STEPS, dtype=torch.int64)
+
+
+class ConstantDensity(Baseline):
+    """The training mean onset rate at every roll cell: the BCE floor that the 2019
+    reconstruction losses equal. Tokens: the training unigram distribution (add-k
+    smoothed with ``bigram_add_k``), sampled i.i.d. per step."""
+
+    name = "constant_density"
+
+    def fit(self, train_batch):
+        self.rate = float(train_batch["roll"].float().mean())
+        counts = torch.bincount(train_batch["tokens"].reshape(-1), minlength=rep.VOCAB_SIZE).double()
+        counts = counts + float(self.params.get("bigram_add_k", 0.1))
+        self.unigram = (counts / counts.sum()).float()
+        return self
+
+    def onset_probs(self, batch):
+        return torch.full((batch["drums"].shape[0], rep.BASS_STEPS, rep.BASS_PITCHES), self.rate)
+
+    def token_nll(self, batch):
+        return -torch.log(self.unigram)[batch["tokens"]]
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        b = batch["drums"].shape[0]
+        probs = _tempered(self.unigram, temperature).expand(b, k, rep.BASS_STEPS, -1)
+        return _draw(probs.contiguous(), generator)
+
+
+class Repaired(Baseline):
+    """A random training bass line re-paired with the test drums (MuseGAN's
+    "shuffled" reference): real bass, no relation to the drums."""
+
+    name = "repaired"
+
+    def fit(self, train_batch):
+        self.tokens = train_batch["tokens"].clone()
+        return self
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        b = batch["drums"].shape[0]
+        idx = torch.randint(0, len(self.tokens), (b, k), generator=generator)
+        return self.tokens[idx]
+
+
+class Knn(Baseline):
+    """Bass of the k nearest training drum grids (``knn_metric``: jaccard or hamming
+    over the 32x14 binary grid). Identical training grids are deduplicated and the
+    distances computed as chunked matrix products, so a 50k-pair test split against
+    a large training split stays a few matrix multiplications. Sample 1 is the
+    nearest pair's bass, samples 2..K are drawn among the k nearest. The token
+    distribution per step is the neighbours' token frequency, add-``knn_add_k``
+    smoothed so that the NLL is finite. Ties are broken by a seeded shuffle. Exact
+    search costs N_test x N_train x 448 multiply-adds (~1e13 on the large corpus), so
+    ``knn_max_train`` > 0 searches a seeded random subset of that many training pairs."""
+
+    name = "knn"
+    chunk = 1024
+
+    def fit(self, train_batch):
+        self.k = int(self.params.get("knn_k", 5))
+        self.metric = str(self.params.get("knn_metric", "jaccard"))
+        if self.metric not in ("jaccard", "hamming"):
+            raise ValueError(f"knn_metric must be jaccard or hamming, not {self.metric!r}")
+        self.add_k = float(self.params.get("knn_add_k", 0.01))
+        drums = train_batch["drums"].reshape(len(train_batch["drums"]), -1).numpy() > 0
+        order = np.random.default_rng(self.seed).permutation(len(drums))
+        max_train = int(self.params.get("knn_max_train", 0))
+        if max_train > 0:
+            order = order[:max_train]
+        packed = np.packbits(drums[order], axis=1)
+        _, first, inv = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
+        self.grids = torch.as_tensor(drums[order][first], dtype=torch.float32)  # [U, 448]
+        self.sizes = self.grids.sum(1)
+        self.k = min(self.k, len(order))
+        members = np.full((len(first), self.k), -1, dtype=np.int64)
+        by_grid = np.argsort(inv, kind="stable")
+        starts = np.searchsorted(inv[by_grid], np.arange(len(first)))
+        rank = np.arange(len(by_grid)) - starts[inv[by_grid]]
+        keep = rank < self.k
+        members[inv[by_grid][keep], rank[keep]] = order[by_grid][keep]
+        self.members = torch.as_tensor(members)
+        self.tokens = train_batch["tokens"].clone()
+        self._cache = (None, None)
+        return self
+
+    def distances(self, query: torch.Tensor) -> torch.Tensor:
+        """``[B, U]`` distance from each query grid ``[B, 448]`` to each unique training grid."""
+        dot = query @ self.grids.T
+        union = query.sum(1, keepdim=True) + self.sizes[None, :]
+        if self.metric == "hamming":
+            return union - 2 * dot
+        inter_union = union - dot
+        return 1 - torch.where(inter_union > 0, dot / inter_union.clamp_min(1), torch.ones_like(dot))
+
+    def neighbours(self, batch) -> torch.Tensor:
+        """``[B, k]`` training pair indices, nearest first (cached for the last batch)."""
+        if self._cache[0] is batch["drums"]:
+            return self._cache[1]
+        flat = batch["drums"].reshape(len(batch["drums"]), -1).numpy() > 0
+        _, first, back = np.unique(np.packbits(flat, axis=1), axis=0, return_index=True, return_inverse=True)
+        query = torch.as_tensor(flat[first], dtype=torch.float32)  # identical test grids searched once
+        out = []
+        for start in range(0, len(query), self.chunk):
+            dist = self.distances(query[start : start + self.chunk])
+            k_unique = min(self.k, dist.shape[1])
+            nearest = torch.topk(dist, k_unique, dim=1, largest=False, sorted=True).indices
+            cand = self.members[nearest].reshape(len(nearest), -1)  # nearest grids first
+            valid_first = torch.argsort((cand < 0).to(torch.int8), dim=1, stable=True)[:, : self.k]
+            out.append(torch.gather(cand, 1, valid_first))
+        result = torch.cat(out)[torch.as_tensor(back.reshape(-1))]
+        self._cache = (batch["drums"], result)
+        return result
+
+    def _token_probs(self, batch) -> torch.Tensor:
+        nb_tokens = self.tokens[self.neighbours(batch)]  # [B, k, 64]
+        counts = torch.nn.functional.one_hot(nb_tokens, rep.VOCAB_SIZE).sum(1).double() + self.add_k
+        return (counts / counts.sum(-1, keepdim=True)).float()
+
+    def token_nll(self, batch):
+        probs = self._token_probs(batch)
+        return -torch.log(torch.gather(probs, 2, batch["tokens"].unsqueeze(-1)).squeeze(-1))
+
+    def onset_probs(self, batch):
+        return self._token_probs(batch)[..., rep.ONSET_OFFSET :]
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        nb = self.neighbours(batch)
+        pick = torch.randint(0, nb.shape[1], (len(nb), k), generator=generator)
+        pick[:, 0] = 0
+        return self.tokens[torch.gather(nb, 1, pick)]
+
+
+class RootOnKick(Baseline):
+    """The annotated key's tonic on every kick, held to the next onset. The octave is
+    the training bass's most common octave (0: E1..D#2, 1: E2..D#3, 2: E3..D#4)."""
+
+    name = "root_on_kick"
+    deterministic = True
+
+    def fit(self, train_batch):
+        tokens = train_batch["tokens"]
+        onsets = tokens[tokens >= rep.ONSET_OFFSET] - rep.ONSET_OFFSET
+        self.octave = int(torch.bincount(onsets // 12, minlength=3).argmax()) if len(onsets) else 0
+        return self
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        kick = batch["drums"][:, :, rep.KICK] > 0  # [B, 32]
+        onset = torch.zeros(len(kick), rep.BASS_STEPS, dtype=torch.bool)
+        onset[:, ::2] = kick
+        pitch = (batch["key"] % 12 - rep.BASS_LOW % 12) % 12 + 12 * self.octave
+        started = torch.cumsum(onset.long(), dim=1) > 0
+        tokens = torch.where(started, rep.SUSTAIN, rep.REST)
+        tokens = torch.where(onset, (rep.ONSET_OFFSET + pitch)[:, None].expand_as(tokens), tokens)
+        return tokens.long().unsqueeze(1).expand(-1, k, -1).clone()
+
+
+class Bigram(Baseline):
+    """P(token_t | token_{t-1}, drum context_t), add-``bigram_add_k`` smoothed. The
+    context is the kick/snare/hi-hat bits of the drum 16th at 32nd step t (zero on odd
+    steps, which fall between 16ths) plus the step parity: 16 contexts. The step
+    before the window is REST. Exact onset marginals come from the forward recursion."""
+
+    name = "bigram"
+    n_contexts = 16
+
+    @staticmethod
+    def contexts(drums: torch.Tensor) -> torch.Tensor:
+        """``[B, 64]`` context index per 32nd step."""
+        bits = (drums[:, :, rep.KICK] > 0).long() + 2 * (drums[:, :, rep.SNARE] > 0).long()
+        bits = bits + 4 * (drums[:, :, list(HATS)] > 0).any(-1).long()
+        ctx = torch.repeat_interleave(bits, 2, dim=1)
+        ctx[:, 1::2] = 8
+        return ctx
+
+    @staticmethod
+    def previous(tokens: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.full_like(tokens[:, :1], rep.REST), tokens[:, :-1]], dim=1)
+
+    def fit(self, train_batch):
+        tokens = train_batch["tokens"]
+        ctx = self.contexts(train_batch["drums"])
+        v = rep.VOCAB_SIZE
+        flat = (ctx * v + self.previous(tokens)) * v + tokens
+        counts = torch.bincount(flat.reshape(-1), minlength=self.n_contexts * v * v).double()
+        counts = counts.reshape(self.n_contexts, v, v) + float(self.params.get("bigram_add_k", 0.1))
+        self.probs = (counts / counts.sum(-1, keepdim=True)).float()  # [ctx, prev, next]
+        return self
+
+    def token_nll(self, batch):
+        tokens = batch["tokens"]
+        return -torch.log(self.probs[self.contexts(batch["drums"]), self.previous(tokens), tokens])
+
+    def onset_probs(self, batch):
+        ctx = self.contexts(batch["drums"])
+        v = rep.VOCAB_SIZE
+        by_prev = self.probs.permute(1, 0, 2).reshape(v, self.n_contexts * v)  # [prev, ctx * next]
+        state = torch.zeros(len(ctx), v)
+        state[:, rep.REST] = 1.0
+        rows = torch.arange(len(ctx))
+        out = []
+        for t in range(rep.BASS_STEPS):
+            state = (state @ by_prev).reshape(len(ctx), self.n_contexts, v)[rows, ctx[:, t]]
+            out.append(state[:, rep.ONSET_OFFSET :])
+        return torch.stack(out, dim=1)
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        ctx = self.contexts(batch["drums"]).repeat_interleave(k, dim=0)
+        prev = torch.full((len(ctx),), rep.REST, dtype=torch.int64)
+        out = torch.empty(len(ctx), rep.BASS_STEPS, dtype=torch.int64)
+        for t in range(rep.BASS_STEPS):
+            probs = _tempered(self.probs[ctx[:, t], prev], temperature)
+            prev = _draw(probs, generator)
+            out[:, t] = prev
+        return out.reshape(-1, k, rep.BASS_STEPS)

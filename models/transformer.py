@@ -1,0 +1,137 @@
+"""Encoder-decoder transformer, small and hand-written (nanoGPT style, pre-LayerNorm).
+
+Encoder: a conditioning token followed by the 32 drum steps (linear embedding +
+learned positions), full self-attention. Decoder: causal self-attention over the 64
+bass tokens (BOS first), cross-attention to the encoder, and, as in the lstm, the
+encoder output of the aligned drum step (t // 2) added to the input of bass step t.
+Decoding keeps a key/value cache, so sampling 64 steps costs 64 single-token
+passes (1-2 s of one CPU core for 512 sequences).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnb import representation as rep
+from models import DataInfo
+from models.autoregressive import Autoregressive, State, shift_right
+from models.conditioning import Conditioning
+
+ALIGN = 1 + torch.arange(rep.BASS_STEPS) * rep.DRUM_STEPS // rep.BASS_STEPS  # bass step -> memory row (0 = cond)
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.proj = nn.Linear(d, d)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv(x).chunk(2, -1)
+        return self.split(k), self.split(v)
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        q = self.split(self.q(x))
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
+        return self.proj(y.transpose(1, 2).reshape(x.shape))
+
+
+class Block(nn.Module):
+    """Pre-LN block: self-attention, optional cross-attention, MLP."""
+
+    def __init__(self, d: int, heads: int, ff: int, dropout: float, cross: bool):
+        super().__init__()
+        self.ln1, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = Attention(d, heads, dropout)
+        self.ln2 = nn.LayerNorm(d) if cross else None
+        self.cross = Attention(d, heads, dropout) if cross else None
+        self.mlp = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, mem_kv=None, causal: bool = False) -> torch.Tensor:
+        """Whole sequence (encoder, or decoder under teacher forcing)."""
+        h = self.ln1(x)
+        x = x + self.drop(self.attn.attend(h, *self.attn.keys_values(h), causal=causal))
+        if self.cross is not None:
+            x = x + self.drop(self.cross.attend(self.ln2(x), *mem_kv))
+        return x + self.mlp(self.ln3(x))
+
+    def step(self, x, mem_kv, cache: tuple[torch.Tensor, torch.Tensor], t: int) -> torch.Tensor:
+        """One decoder position: writes its key/value at row t of the preallocated
+        ``cache`` [B, heads, 64, d/heads] in place and attends to rows 0..t."""
+        h = self.ln1(x)
+        k, v = self.attn.keys_values(h)
+        cache[0][:, :, t : t + 1], cache[1][:, :, t : t + 1] = k, v
+        x = x + self.attn.attend(h, cache[0][:, :, : t + 1], cache[1][:, :, : t + 1])
+        x = x + self.cross.attend(self.ln2(x), *mem_kv)
+        return x + self.mlp(self.ln3(x))
+
+
+class Transformer(Autoregressive):
+    """Encoder-decoder transformer over drum steps -> bass tokens."""
+
+    name = "transformer"
+
+    def __init__(self, params: dict, info: DataInfo):
+        super().__init__()
+        torch.manual_seed(int(params.get("seed", 0)))
+        d, heads, ff = int(params.get("d_model", 128)), int(params.get("heads", 4)), int(params.get("ff", 256))
+        layers, enc_layers = int(params.get("layers", 2)), int(params.get("enc_layers", params.get("layers", 2)))
+        dropout = float(params.get("dropout", 0.1))
+        self.heads = heads
+        self.cond = Conditioning(params.get("conditioning", []), info, d)
+        self.drum_in = nn.Linear(rep.DRUM_CLASSES, d)
+        self.enc_pos = nn.Parameter(torch.zeros(1 + rep.DRUM_STEPS, d))
+        self.enc = nn.ModuleList(Block(d, heads, ff, dropout, cross=False) for _ in range(enc_layers))
+        self.enc_ln = nn.LayerNorm(d)
+        self.tok = nn.Embedding(rep.VOCAB_SIZE + 1, d)
+        self.dec_pos = nn.Parameter(torch.zeros(rep.BASS_STEPS, d))
+        self.dec = nn.ModuleList(Block(d, heads, ff, dropout, cross=True) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, rep.VOCAB_SIZE)
+        self.drop = nn.Dropout(dropout)
+        nn.init.normal_(self.enc_pos, std=0.02)
+        nn.init.normal_(self.dec_pos, std=0.02)
+
+    def memory(self, batch: dict) -> torch.Tensor:
+        """[B, 33, d]: the conditioning token then the 32 drum steps."""
+        x = torch.cat([self.cond(batch).unsqueeze(1), self.drum_in(batch["drums"])], 1) + self.enc_pos
+        x = self.drop(x)
+        for block in self.enc:
+            x = block(x)
+        return self.enc_ln(x)
+
+    def _embed(self, prev: torch.Tensor, mem: torch.Tensor, steps: slice) -> torch.Tensor:
+        return self.drop(self.tok(prev) + self.dec_pos[steps] + mem[:, ALIGN[steps]])
+
+    def logits(self, batch: dict) -> torch.Tensor:
+        mem = self.memory(batch)
+        x = self._embed(shift_right(batch["tokens"]), mem, slice(0, rep.BASS_STEPS))
+        for block in self.dec:
+            x = block(x, block.cross.keys_values(mem), causal=True)
+        return self.head(self.ln_f(x))
+
+    def init_state(self, batch: dict) -> State:
+        mem = self.memory(batch)
+        size, d = mem.shape[0], mem.shape[-1]
+        state = {"mem": mem}
+        for i, block in enumerate(self.dec):
+            state[f"mk{i}"], state[f"mv{i}"] = block.cross.keys_values(mem)
+            for name in ("k", "v"):
+                state[f"{name}{i}"] = mem.new_zeros(size, self.heads, rep.BASS_STEPS, d // self.heads)
+        return state
+
+    def step(self, state: State, prev: torch.Tensor, t: int) -> tuple[torch.Tensor, State]:
+        x = self._embed(prev.unsqueeze(1), state["mem"], slice(t, t + 1))
+        for i, block in enumerate(self.dec):
+            x = block.step(x, (state[f"mk{i}"], state[f"mv{i}"]), (state[f"k{i}"], state[f"v{i}"]), t)
+        return self.head(self.ln_f(x))[:, 0], state

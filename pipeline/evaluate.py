@@ -1,0 +1,278 @@
+"""Stage `evaluate`: every model and baseline on the same test songs, with 95% song-bootstrap intervals.
+
+Reads params ``evaluate``, ``model`` and ``models``. Baselines are fitted on the
+train split; models are loaded from ``checkpoints/<name>.pt`` and ablation runs from
+``checkpoints/ablation/<tag>.pt`` for the tags of ``evaluate.ablations`` and any other
+found there (a missing checkpoint is reported, never fatal).
+
+Writes ``metrics/<name>.json`` per model and baseline, ``metrics/ablation_<tag>.json``,
+``metrics/summary.json`` (name -> metric -> value, for the paper tables), the
+headline ``metrics.json`` (the ``model`` selected in params, flattened) and
+``metrics/per_example.parquet`` (one row per model and test pair).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm import tqdm
+
+from dnb import data as dnb_data
+from dnb import metrics as M
+from models import build
+
+TENSORS = Path("data/tensors")
+CHECKPOINTS = Path("checkpoints")
+OUT = Path("metrics")
+MUSICAL = ["key_consistency", "kick_lock", "empty_bar_rate", "upc", "qualified_note_rate", "polyphony_rate"]
+DIVERSITY = ["distinct_samples", "self_bleu4", "pairwise_f1_distance"]
+METRICS = (
+    ["bce", "nll_per_step", "perplexity", "bleu1", "bleu2", "bleu3", "bleu4"]
+    + ["onset_precision", "onset_recall", "onset_f1", "onset_pitch_precision", "onset_pitch_recall"]
+    + ["onset_pitch_f1", "pitch_class_accuracy"]
+    + MUSICAL
+    + DIVERSITY
+)
+
+
+def run_generator(gen, test: dict, params: dict, label: str = "") -> dict[str, np.ndarray | None]:
+    """Samples ``[N, K, 64]``, token NLL ``[N, 64]`` and onset probabilities
+    ``[N, 64, 36]`` (or None) of one generator over the test split, in mini-batches."""
+    k = int(params["samples"])
+    draws = 1 if gen.deterministic else k
+    generator = torch.Generator().manual_seed(int(params["seed"]))
+    torch.manual_seed(int(params["seed"]))
+    if isinstance(gen, torch.nn.Module):
+        gen.eval()
+    samples, nll, bce, poly = [], [], [], []
+    has_nll = has_probs = True
+    batches = dnb_data.iterate_batches(test, int(params["batch_size"]))
+    total = -(-dnb_data.batch_size_of(test) // int(params["batch_size"]))
+    with torch.no_grad():
+        for batch in tqdm(batches, total=total, desc=f"  {label or gen.name}", leave=False, file=sys.stderr):
+            out = gen.sample(batch, k=draws, temperature=float(params["temperature"]), generator=generator)
+            expected = (dnb_data.batch_size_of(batch), draws, 64)
+            if tuple(out.shape) != expected or int(out.min()) < 0 or int(out.max()) >= 38:
+                raise ValueError(f"sample() gave shape {tuple(out.shape)}, values {int(out.min())}..{int(out.max())}; "
+                                 f"expected {expected} tokens in 0..37")
+            samples.append(out.to(torch.uint8).numpy())
+            token_nll = gen.token_nll(batch) if has_nll else None
+            has_nll = token_nll is not None
+            if has_nll:
+                nll.append(token_nll.double().numpy())
+            probs = gen.onset_probs(batch) if has_probs else None
+            has_probs = probs is not None
+            if has_probs:
+                probs = probs.double().numpy()
+                bce.append(M.bce_stats(probs, batch["roll"].numpy()))
+                poly.append(M.polyphony_stats(probs >= 0.5))
+    samples = np.concatenate(samples)
+    if draws == 1 and k > 1:
+        samples = np.repeat(samples, k, axis=1)
+    return {
+        "samples": samples,
+        "nll": np.concatenate(nll) if has_nll and nll else None,
+        "bce": np.concatenate(bce) if has_probs and bce else None,
+        "poly": np.concatenate(poly) if has_probs and poly else None,
+    }
+
+
+def metric_stats(run: dict, test: dict, deterministic: bool) -> tuple[dict, dict]:
+    """{metric: (per-pair statistics [N, D], statistic)} and per-example columns."""
+    true = test["tokens"].numpy()
+    drums, key = test["drums"].numpy(), test["key"].numpy()
+    samples = run["samples"]
+    first = samples[:, 0]
+    out: dict = {}
+    per_example: dict = {}
+    if run["bce"] is not None:
+        out["bce"] = (run["bce"], M.RATIO)
+        per_example["bce"] = run["bce"][:, 0]
+    if run["nll"] is not None:
+        nll = M.nll_stats(run["nll"])
+        out["nll_per_step"] = (nll, M.RATIO)
+        out["perplexity"] = (nll, M.PERPLEXITY)
+        per_example["nll_per_step"] = nll[:, 0] / nll[:, 1]
+    bleu = M.bleu_stats(first, true)
+    for order in range(1, 5):
+        out[f"bleu{order}"] = (bleu, M.bleu_statistic(order))
+    per_example["bleu4"] = M.sentence_bleu(bleu, 4)
+    onsets = M.onset_stats(first, true)
+    out["onset_precision"] = (onsets[:, [0, 3]], M.RATIO)
+    out["onset_recall"] = (onsets[:, [0, 4]], M.RATIO)
+    out["onset_f1"] = (onsets[:, [0, 3, 4]], M.F1)
+    out["onset_pitch_precision"] = (onsets[:, [1, 3]], M.RATIO)
+    out["onset_pitch_recall"] = (onsets[:, [1, 4]], M.RATIO)
+    out["onset_pitch_f1"] = (onsets[:, [1, 3, 4]], M.F1)
+    out["pitch_class_accuracy"] = (onsets[:, [2, 0]], M.RATIO)
+    per_example["onset_f1"] = M.pair_f1(first, true, pitch=False)
+    per_example["onset_pitch_f1"] = M.pair_f1(first, true, pitch=True)
+    musical = M.musical_stats(first, drums, key)
+    if run["poly"] is not None:
+        musical["polyphony_rate"] = run["poly"]
+    for name in MUSICAL:
+        out[name] = (musical[name], M.RATIO)
+    for name in ("key_consistency", "kick_lock"):
+        num, den = musical[name][:, 0], musical[name][:, 1]
+        per_example[name] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    if deterministic:
+        n = len(first)
+        out["distinct_samples"] = (np.ones((n, 2)), M.RATIO)
+        out["self_bleu4"] = (np.tile([1.0, 1.0], (n, 1)), M.RATIO)
+        out["pairwise_f1_distance"] = (np.tile([0.0, 1.0], (n, 1)), M.RATIO)
+    else:
+        div = M.diversity_stats(samples)
+        out["distinct_samples"] = (div["distinct_samples"], M.RATIO)
+        if "self_bleu4" in div:
+            out["self_bleu4"] = (div["self_bleu4"], M.bleu_statistic(4))
+            out["pairwise_f1_distance"] = (div["pairwise_f1_distance"], M.RATIO)
+    return out, per_example
+
+
+def summarise_all(stats: dict, song: np.ndarray, params: dict) -> dict:
+    n_boot, seed = int(params["bootstrap"]), int(params["seed"])
+    result = {}
+    for name in METRICS:
+        result[name] = M.summarise(*stats[name], song, n_boot, seed) if name in stats else None
+    return result
+
+
+def reference_metrics(test: dict, params: dict) -> dict:
+    """The musical metrics of the real bass on the same pairs (what a model should match)."""
+    stats = M.musical_stats(test["tokens"].numpy(), test["drums"].numpy(), test["key"].numpy())
+    song = test["song"].numpy()
+    return {name: M.summarise(stats[name], M.RATIO, song, int(params["bootstrap"]), int(params["seed"]))
+            for name in MUSICAL}
+
+
+def notes_for(gen, stats: dict) -> list[str]:
+    notes = []
+    if "nll_per_step" not in stats:
+        notes.append("no token distribution: NLL and perplexity n/a")
+    if getattr(gen, "nll_is_bound", False):
+        notes.append("perplexity_is_bound: NLL is an upper bound (ELBO), so perplexity is too")
+    if "bce" not in stats:
+        notes.append("no onset probabilities: BCE n/a")
+        notes.append("polyphony_rate 0 by construction: output is monophonic tokens")
+    if gen.deterministic:
+        notes.append("deterministic by design: the K samples are identical (diversity trivial)")
+    return notes
+
+
+def evaluate_one(name: str, kind: str, gen, test: dict, params: dict, reference: dict) -> tuple[dict, pd.DataFrame]:
+    start = time.time()
+    run = run_generator(gen, test, params, name)
+    stats, per_example = metric_stats(run, test, gen.deterministic)
+    song = test["song"].numpy()
+    report = {
+        "name": name,
+        "kind": kind,
+        "status": "ok",
+        "n_test_pairs": int(len(song)),
+        "n_test_songs": int(len(np.unique(song))),
+        "perplexity_is_bound": bool(getattr(gen, "nll_is_bound", False)),
+        "metrics": summarise_all(stats, song, params),
+        "reference": reference,
+        "notes": notes_for(gen, stats),
+    }
+    print(f"  {name}: evaluated in {time.time() - start:.1f} s")
+    frame = pd.DataFrame({"model": name, "pair": np.arange(len(song)), "song": song, **per_example})
+    return report, frame
+
+
+def skipped(name: str, kind: str, status: str, test: dict, reference: dict) -> dict:
+    song = test["song"].numpy()
+    return {"name": name, "kind": kind, "status": status, "n_test_pairs": int(len(song)),
+            "n_test_songs": int(len(np.unique(song))), "metrics": dict.fromkeys(METRICS), "reference": reference,
+            "notes": [status]}
+
+
+def load_model(path: Path):
+    from models.checkpoint import load_trained  # imported late: written by the training engineer
+
+    return load_trained(path)
+
+
+def candidates(params: dict, models: list[str]) -> list[tuple[str, str, Path | None, str]]:
+    """(name, kind, checkpoint or None, output file stem) for everything to evaluate."""
+    todo = [(name, "baseline", None, name) for name in params["baselines"]]
+    todo += [(name, "model", CHECKPOINTS / f"{name}.pt", name) for name in models]
+    found = [p.name[: -len(".pt")] for p in (CHECKPOINTS / "ablation").glob("*.pt") if "." not in p.stem]
+    tags = list(params.get("ablations", [])) + sorted(set(found) - set(params.get("ablations", [])))
+    todo += [(f"ablation_{t}", "ablation", CHECKPOINTS / "ablation" / f"{t}.pt", f"ablation_{t}") for t in tags]
+    return todo
+
+
+def headline(report: dict) -> dict:
+    """The selected model's metrics flattened for ``dvc metrics show``: name, status, m, m_lo, m_hi."""
+    flat = {"name": report["name"], "status": report["status"]}
+    for metric, value in report["metrics"].items():
+        if value is not None:
+            flat[metric] = value["value"]
+            flat[f"{metric}_lo"] = value["lo"]
+            flat[f"{metric}_hi"] = value["hi"]
+    return flat
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def main() -> None:
+    everything = yaml.safe_load(open("params.yaml"))
+    params, model, models = everything["evaluate"], everything["model"], list(everything["models"])
+    torch.set_num_threads(int(params.get("threads", 1)))
+    start = time.time()
+    train, test = dnb_data.load_split(TENSORS, "train"), dnb_data.load_split(TENSORS, "test")
+    info = dnb_data.data_info(TENSORS)
+    print(f"evaluate: {dnb_data.batch_size_of(test)} test pairs, {len(test['song'].unique())} songs; "
+          f"fitting baselines on {dnb_data.batch_size_of(train)} train pairs")
+    reference = reference_metrics(test, params)
+    reports, frames = {}, []
+    for name, kind, path, stem in candidates(params, models):
+        try:
+            if path is None:
+                gen = build(name, params, info).fit(train)
+            elif not path.exists():
+                print(f"  {name}: missing checkpoint {path}: skipped")
+                reports[stem] = skipped(name, kind, "missing checkpoint", test, reference)
+                write_json(OUT / f"{stem}.json", reports[stem])
+                continue
+            else:
+                gen = load_model(path)
+            report, frame = evaluate_one(name, kind, gen, test, params, reference)
+            frames.append(frame)
+        except Exception as err:  # one broken model must not hide the others' results
+            traceback.print_exc()
+            print(f"  {name}: FAILED ({type(err).__name__}: {err})")
+            report = skipped(name, kind, f"failed: {type(err).__name__}: {err}", test, reference)
+        reports[stem] = report
+        write_json(OUT / f"{stem}.json", report)
+        m = report["metrics"]
+        shown = {k: round(m[k]["value"], 4) for k in ("bleu4", "onset_f1", "nll_per_step") if m.get(k)}
+        print(f"  {name} ({kind}, {report['status']}): {shown}")
+    summary = {stem: {"kind": r["kind"], "status": r["status"],
+                      **{k: (v["value"] if v else None) for k, v in r["metrics"].items()}}
+               for stem, r in reports.items()}
+    summary["reference"] = {k: (v["value"] if v else None) for k, v in reference.items()}
+    write_json(OUT / "summary.json", summary)
+    chosen = reports.get(model) or skipped(model, "model", "not evaluated", test, reference)
+    write_json(Path("metrics.json"), headline(chosen))
+    per_example = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    per_example.to_parquet(OUT / "per_example.parquet", index=False)
+    statuses = pd.Series([r["status"].split(":")[0] for r in reports.values()]).value_counts().to_dict()
+    print(f"evaluate: wrote {len(reports)} reports {statuses} and {len(per_example)} per-example rows "
+          f"in {time.time() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Figures of the paper (called by the `tables` stage) and the loop sampling the demo shares.
+
+Training curves from dvclive, piano rolls of the same test drum loops with the real
+bass and every model's bass (sampled with a fixed seed), metric bars with their
+intervals, and the genre / key histograms of the data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dnb import representation as rep  # noqa: E402
+
+BAR_METRICS = [("bleu4", "BLEU-4"), ("onset_f1", "Onset F1"), ("perplexity", "Perplexity")]
+
+
+def pick_loops(tokens: np.ndarray, drums: np.ndarray, songs: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of ``n`` test pairs with a busy drum part and a real bass line (>= 4 onsets), from
+    distinct songs as long as there are enough songs, in a seeded order: the first ``k`` of ``n``
+    do not depend on ``n``."""
+    order = np.random.default_rng(seed).permutation(len(tokens))
+    busy = ((tokens >= rep.ONSET_OFFSET).sum(axis=1) >= 4) & (drums.reshape(len(drums), -1).sum(axis=1) >= 8)
+    picked, seen = [], set()
+    for i in order:
+        if busy[i] and int(songs[i]) not in seen and len(picked) < n:
+            picked.append(int(i))
+            seen.add(int(songs[i]))
+    for i in order:  # fewer songs than loops: fill with other pairs
+        if busy[i] and int(i) not in picked and len(picked) < n:
+            picked.append(int(i))
+    return np.array(picked, dtype=np.int64)
+
+
+def load_loops(tensor_dir: Path, n: int, seed: int) -> dict | None:
+    """The picked test loops as a batch dict of tensors (None when the tensors are missing)."""
+    path = Path(tensor_dir) / "test.npz"
+    if not path.exists():
+        return None
+    from dnb import data
+
+    with np.load(path) as split:
+        index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed)
+        arrays = {k: split[k][index] for k in data.FIELDS}
+    return data.to_batch(arrays)
+
+
+def sample_models(names: list[str], batch: dict, checkpoint_dir: Path, seed: int, temperature: float = 1.0) -> dict:
+    """{name: tokens [B, 64] (first sample, seeded) or None when the checkpoint is missing}."""
+    import torch
+
+    out = {}
+    for name in names:
+        path = Path(checkpoint_dir) / f"{name}.pt"
+        if not path.exists():
+            print(f"figures: missing checkpoint {path}, panel left empty")
+            out[name] = None
+            continue
+        from models.checkpoint import load_trained
+
+        model = load_trained(path)
+        model.eval()
+        with torch.no_grad():
+            tokens = model.sample(batch, k=1, temperature=temperature, generator=torch.Generator().manual_seed(seed))
+        out[name] = tokens[:, 0].cpu().numpy().astype(np.int64)
+    return out
+
+
+def draw_bass(ax, tokens: np.ndarray | None, label: str) -> None:
+    """Bass notes of one token sequence as bars on a 64-step x pitch axis."""
+    ax.set_xlim(0, rep.BASS_STEPS)
+    ax.set_ylim(rep.BASS_LOW - 1, rep.BASS_HIGH + 1)
+    ax.set_yticks([])
+    ax.set_xticks([0, 16, 32, 48, 64])
+    ax.tick_params(labelbottom=False, length=2)
+    for x in (16, 32, 48):
+        ax.axvline(x, color="0.85", lw=0.5, zorder=0)
+    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    if tokens is None:
+        ax.text(32, (rep.BASS_LOW + rep.BASS_HIGH) / 2, "not trained", ha="center", va="center", fontsize=7)
+        return
+    for start, end, pitch in rep.token_notes(tokens):
+        ax.broken_barh([(start, end - start)], (pitch - 0.5, 1.0), color="C0")
+
+
+def draw_drums(ax, grid: np.ndarray) -> None:
+    ax.imshow(np.asarray(grid).T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
+              extent=(0, rep.BASS_STEPS, -0.5, rep.DRUM_CLASSES - 0.5))
+    ax.set_yticks([])
+    ax.set_xticks([0, 16, 32, 48, 64])
+    ax.tick_params(labelbottom=False, length=2)
+    ax.set_ylabel("drums", rotation=0, ha="right", va="center", fontsize=7)
+
+
+def piano_rolls(batch: dict, samples: dict, path: Path) -> None:
+    """One column per loop: drum grid, real bass, then every model's bass."""
+    from pipeline.tables import DISPLAY
+
+    n = int(batch["drums"].shape[0])
+    rows = ["real"] + list(samples)
+    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(7.0, 0.62 * (len(rows) + 1) + 0.4), squeeze=False)
+    for j in range(n):
+        draw_drums(axes[0, j], np.asarray(batch["drums"][j]))
+        axes[0, j].set_title(f"test loop {j + 1}", fontsize=8)
+        for i, name in enumerate(rows):
+            if name == "real":
+                seq = np.asarray(batch["tokens"][j])
+            else:
+                seq = None if samples[name] is None else samples[name][j]
+            draw_bass(axes[i + 1, j], seq, DISPLAY.get(name, name) if j == 0 else "")
+    fig.tight_layout(pad=0.3, h_pad=0.15, w_pad=0.3)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def training_curves(dvclive_dir: Path, models: list[str], path: Path) -> int:
+    """Train/validation loss per epoch of every model from its dvclive tsv files; returns models drawn."""
+    import pandas as pd
+
+    cols = 4
+    rows = max(1, (len(models) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.0, 1.7 * rows), squeeze=False)
+    drawn = 0
+    for ax, name in zip(axes.flat, models):
+        folder = Path(dvclive_dir) / name / "plots" / "metrics"
+        files = sorted(f for f in folder.rglob("*.tsv") if "loss" in f.stem or "nll" in f.stem)
+        for f in files:
+            frame = pd.read_csv(f, sep="\t")
+            label = str(f.relative_to(folder).with_suffix(""))
+            ax.plot(frame["step"], frame[frame.columns[-1]], label=label, lw=1)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+        if files:
+            drawn += 1
+            ax.legend(fontsize=5, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "not trained", ha="center", va="center", transform=ax.transAxes, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    fig.supxlabel("epoch", fontsize=7)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return drawn
+
+
+def metric_bars(results: dict, path: Path) -> None:
+    """Horizontal bars with 95% intervals for a few headline metrics, models and baselines."""
+    from pipeline.tables import DISPLAY, entry
+
+    names = list(results["models"]) + list(results["baselines"])
+    fig, axes = plt.subplots(1, len(BAR_METRICS), figsize=(7.0, 0.25 * max(len(names), 4) + 0.8), sharey=True)
+    for ax, (metric, label) in zip(np.atleast_1d(axes), BAR_METRICS):
+        for y, name in enumerate(names):
+            group = "models" if name in results["models"] else "baselines"
+            item = entry(results[group][name].get("metrics"), metric)
+            if item is None:
+                ax.text(0, y, " n/a", va="center", fontsize=6)
+                continue
+            err = None
+            if isinstance(item.get("lo"), int | float) and isinstance(item.get("hi"), int | float):
+                err = [[item["value"] - item["lo"]], [item["hi"] - item["value"]]]
+            ax.barh(y, item["value"], xerr=err, color="C0" if group == "models" else "C7", capsize=2)
+        ax.set_title(label, fontsize=8)
+        ax.tick_params(labelsize=6)
+    ax0 = np.atleast_1d(axes)[0]
+    ax0.set_yticks(range(len(names)), [DISPLAY.get(n, n) for n in names])
+    ax0.invert_yaxis()
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def histograms(annotate: dict, path: Path) -> None:
+    """Predicted drum styles of the pairs and estimated keys of the songs."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.0, 2.2), gridspec_kw={"width_ratios": [1, 2]})
+    styles = annotate.get("style_histogram") or {}
+    left.bar(range(len(styles)), list(styles.values()), color="C1")
+    left.set_xticks(range(len(styles)), list(styles), rotation=60, ha="right", fontsize=6)
+    left.set_title("predicted drum style (pairs)", fontsize=8)
+    keys = annotate.get("key_histogram") or {}
+    order = [k for k in rep.KEY_NAMES if k in keys] + [k for k in keys if k not in rep.KEY_NAMES]
+    right.bar(range(len(order)), [keys[k] for k in order], color="C2")
+    right.set_xticks(range(len(order)), [k.replace(" major", "").replace(" minor", "m") for k in order], fontsize=6,
+                     rotation=90)
+    right.set_title("estimated key (songs)", fontsize=8)
+    for ax in (left, right):
+        ax.tick_params(axis="y", labelsize=6)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def write_figures(params: dict, results: dict, annotate: dict, out_dir: Path) -> None:
+    """All paper figures into ``out_dir``."""
+    import torch
+
+    torch.manual_seed(params["seed"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawn = training_curves(Path(params["dvclive_dir"]), params["models"], out_dir / "training_curves.png")
+    metric_bars(results, out_dir / "metric_bars.png")
+    histograms(annotate, out_dir / "histograms.png")
+    batch = load_loops(Path(params["tensors"]), params["roll_loops"], params["seed"])
+    if batch is None:
+        print("figures: no test tensors, piano rolls skipped")
+        fig = plt.figure(figsize=(7.0, 1.0))
+        fig.text(0.5, 0.5, "test tensors missing", ha="center")
+        fig.savefig(out_dir / "piano_rolls.png", dpi=100)
+        plt.close(fig)
+    else:
+        samples = sample_models(params["models"], batch, Path(params["checkpoint_dir"]), params["seed"])
+        piano_rolls(batch, samples, out_dir / "piano_rolls.png")
+    print(f"figures: training curves of {drawn} models, piano rolls, metric bars, histograms -> {out_dir}")

@@ -1,0 +1,290 @@
+"""Stage `train`: fit one neural model and keep its best checkpoint.
+
+    python -m pipeline.train <model> [--tag TAG] [--conditioning tempo,program]
+
+Params: ``train.common`` merged with ``train.<model>``. Adam, seeded mini-batches,
+early stopping on the validation loss (mean token NLL per step; pix2pix: its own
+reconstruction loss) with ``patience``, a wall budget ``max_minutes`` counted over
+resumed runs too. Writes
+
+* ``checkpoints/<model>.pt``: best epoch (``models.checkpoint.load_trained``);
+* ``checkpoints/<model>.resume.pt``: everything needed to continue after a kill
+  (persisted by DVC), rewritten atomically after every epoch and ignored when the
+  params, data or model code it was made with differ from the current ones;
+* ``dvclive/<model>``: train/val loss per epoch (replayed from the resume state, so
+  a resumed run logs the same curves as an uninterrupted one).
+
+``--tag`` runs the conditioning ablation: outputs go to ``checkpoints/ablation/<tag>``
+and ``dvclive/ablation/<tag>`` and the conditioning labels come from
+``train.ablation[<tag>]`` unless ``--conditioning`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import math
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from dnb.data import batch_size_of, data_info, iterate_batches, load_split, subset
+from dnb.representation import VOCAB_SIZE
+from models import REGISTRY, DataInfo, build
+from models.checkpoint import atomic_save, plain, save_checkpoint
+from models.conditioning import Conditioning
+
+# Params that change when a run stops, not what it computes: a resume file made
+# with other values of these is still valid (raise max_epochs and training continues).
+NOT_HASHED = ("max_epochs", "patience", "max_minutes", "threads")
+DATA_KEYS = ("drums", "tokens", "tempo", "program", "key", "genre")
+VAL_BATCH = 512
+
+
+def model_params(section: dict, name: str, conditioning: list[str] | None = None) -> dict:
+    """``train.common`` merged with ``train.<name>`` (and a conditioning override)."""
+    params = {**section.get("common", {}), **(section.get(name) or {})}
+    if conditioning is not None:
+        params["conditioning"] = list(conditioning)
+    return plain(params)
+
+
+def fingerprint(name: str, params: dict, model, train: dict, val: dict) -> str:
+    """Hash of what a resume file must match: params, data and the model's code
+    (the files of its class and base classes, and the conditioning module)."""
+    h = hashlib.sha256(name.encode())
+    h.update(json.dumps({k: v for k, v in params.items() if k not in NOT_HASHED}, sort_keys=True).encode())
+    for split in (train, val):
+        for key in DATA_KEYS:
+            h.update(split[key].contiguous().numpy().tobytes())
+    files = {inspect.getsourcefile(c) for c in type(model).__mro__ if c.__module__.startswith("models")}
+    for file in sorted(files | {inspect.getsourcefile(Conditioning)}):
+        h.update(Path(file).read_bytes())
+    return h.hexdigest()
+
+
+def cap_pairs(data: dict, max_pairs: int, seed: int) -> dict:
+    """A seeded random subset of ``max_pairs`` training pairs (0 = all)."""
+    n = batch_size_of(data)
+    if not max_pairs or max_pairs >= n:
+        return data
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values
+    return subset(data, keep)
+
+
+def unigram_entropy(tokens: torch.Tensor) -> float:
+    """Entropy (nats) of the training token distribution: the NLL of a model that
+    ignores the drums and the position, the level every model must beat."""
+    counts = torch.bincount(tokens.reshape(-1), minlength=VOCAB_SIZE).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log()).sum())
+
+
+@torch.no_grad()
+def validate(model, data: dict) -> float:
+    """Pair-weighted mean of ``validation_loss`` over the split."""
+    model.eval()
+    total, n = 0.0, 0
+    for batch in iterate_batches(data, VAL_BATCH):
+        size = batch_size_of(batch)
+        total += float(model.validation_loss(batch)) * size
+        n += size
+    return total / max(n, 1)
+
+
+def rng_state(shuffle: torch.Generator) -> dict:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "shuffle": shuffle.get_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def set_rng_state(state: dict, shuffle: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    shuffle.set_state(state["shuffle"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def load_resume(path: Path, fp: str) -> dict | None:
+    """The resume state at ``path`` if it was made with the same fingerprint."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a corrupt file must not kill the stage: start over
+        print(f"ignoring unreadable resume file {path}: {err}", file=sys.stderr)
+        return None
+    if state.get("fingerprint") != fp:
+        print(f"ignoring {path}: made with other params, data or model code", file=sys.stderr)
+        path.unlink()
+        return None
+    return state
+
+
+def train(
+    name: str,
+    params: dict,
+    train_data: dict,
+    val_data: dict,
+    info: DataInfo,
+    ckpt_path: str | Path,
+    resume_path: str | Path,
+    live_dir: str | Path,
+    progress: bool = True,
+) -> dict:
+    """Train ``name`` and return a summary; the model at the best epoch is saved to
+    ``ckpt_path``. Same params and data -> same checkpoint, killed or not."""
+    from dvclive import Live
+
+    ckpt_path, resume_path = Path(ckpt_path), Path(resume_path)
+    seed = int(params["seed"])
+    torch.set_num_threads(int(params.get("threads", 1)))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    train_data = cap_pairs(train_data, int(params.get("max_train_pairs", 0)), seed)
+    model = build(name, params, info)
+    optimizers = model.configure_optimizers(float(params["lr"]))
+    shuffle = torch.Generator().manual_seed(seed)
+    fp = fingerprint(name, params, model, train_data, val_data)
+    st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None}
+    resumed = load_resume(resume_path, fp)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        for opt, opt_state in zip(optimizers, resumed["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)
+        set_rng_state(resumed["rng"], shuffle)
+        st.update({k: resumed[k] for k in st})
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
+    for row in st["history"]:  # DVC deleted the old dvclive dir: replay it
+        for key, value in row.items():
+            live.log_metric(key, value)
+        live.next_step()
+    max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
+    budget = float(params.get("max_minutes", 0)) * 60 or math.inf
+    started = time.monotonic() - st["elapsed"]
+    reason = "max_epochs"
+    bar = tqdm(range(st["epoch"], max_epochs), desc=f"train {name}", initial=st["epoch"], total=max_epochs,
+               disable=not progress)
+    for epoch in bar:
+        if st["bad"] >= patience:
+            reason = "early_stopping"
+            break
+        if time.monotonic() - started > budget:
+            reason = "max_minutes"
+            break
+        model.train()
+        sums, seen, out_of_time = defaultdict(float), 0, False
+        for batch in iterate_batches(train_data, int(params["batch_size"]), shuffle=True, generator=shuffle):
+            size = batch_size_of(batch)
+            for key, value in model.training_step(batch, optimizers, epoch).items():
+                sums[key] += value * size
+            seen += size
+            if time.monotonic() - started > budget:
+                out_of_time = True
+                break
+        val = validate(model, val_data)
+        row = {"train_loss": sums.pop("loss") / seen, "val_loss": val, **{k: v / seen for k, v in sums.items()}}
+        for key, value in row.items():
+            live.log_metric(key, value)
+        live.next_step()
+        st["history"].append(row)
+        st["epoch"] = epoch + 1
+        if val < st["best"]:
+            st.update(best=val, best_epoch=epoch + 1, bad=0)
+            st["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            save_checkpoint(ckpt_path, model, name, params, info, {"epoch": epoch + 1, "val_loss": val})
+        else:
+            st["bad"] += 1
+        st["elapsed"] = time.monotonic() - started
+        bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}", best=f"{st['best']:.3f}")
+        atomic_save(
+            {
+                **st,
+                "fingerprint": fp,
+                "model": model.state_dict(),
+                "optimizers": [opt.state_dict() for opt in optimizers],
+                "rng": rng_state(shuffle),
+            },
+            resume_path,
+        )
+        if out_of_time:
+            reason = "max_minutes"
+            break
+    else:
+        if st["bad"] >= patience:
+            reason = "early_stopping"
+    if st["best_state"] is not None:
+        model.load_state_dict(st["best_state"])
+    summary = {
+        "epochs": st["epoch"],
+        "best_epoch": st["best_epoch"],
+        "best_val_loss": st["best"],
+        "unigram_entropy": unigram_entropy(train_data["tokens"]),
+        "train_pairs": batch_size_of(train_data),
+        "val_pairs": batch_size_of(val_data),
+        "wall_seconds": round(st["elapsed"], 2),
+    }
+    extra = {**summary, "stopped": reason, "conditioning": params.get("conditioning", [])}
+    save_checkpoint(ckpt_path, model, name, params, info, extra)
+    live.summary.update(summary)
+    live.end()
+    model.eval()
+    return {**summary, "stopped": reason, "model": model}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", help=f"one of {', '.join(REGISTRY)}")
+    parser.add_argument("--tag", help="conditioning ablation run: checkpoints/ablation/<tag>.pt")
+    parser.add_argument("--conditioning", help="comma-separated labels (tempo,program,key,genre); '' for none")
+    parser.add_argument("--tensors", default="data/tensors")
+    args = parser.parse_args(argv)
+    if args.model not in REGISTRY:
+        sys.exit(f"unknown model {args.model!r}; known: {', '.join(REGISTRY)}")
+    section = yaml.safe_load(open("params.yaml"))["train"]
+    conditioning = None
+    if args.conditioning is not None:
+        conditioning = [c for c in args.conditioning.split(",") if c]
+    elif args.tag is not None:
+        ablation = section.get("ablation") or {}
+        if args.tag not in ablation:
+            sys.exit(f"unknown ablation tag {args.tag!r}; params.yaml train.ablation has {', '.join(ablation)}")
+        conditioning = ablation[args.tag]
+    params = model_params(section, args.model, conditioning)
+    tensors = Path(args.tensors)
+    if not (tensors / "train.npz").exists():
+        sys.exit(f"no tensors in {tensors}: run `dvc repro tensorize` first")
+    stem = f"ablation/{args.tag}" if args.tag else args.model
+    result = train(
+        args.model,
+        params,
+        load_split(tensors, "train"),
+        load_split(tensors, "val"),
+        data_info(tensors),
+        Path("checkpoints") / f"{stem}.pt",
+        Path("checkpoints") / f"{stem}.resume.pt",
+        Path("dvclive") / stem,
+    )
+    result.pop("model")
+    print(json.dumps({"model": args.model, "tag": args.tag, **result}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""The six baselines, and the evaluate stage end to end on a tiny synthetic split."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dnb import data as dnb_data
+from dnb import metrics as M
+from dnb import representation as rep
+from models import BASELINES, build, model_class
+
+torch.set_num_threads(1)
+PARAMS = {"knn_k": 3, "knn_metric": "jaccard", "knn_add_k": 0.01, "bigram_add_k": 0.1, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def train():
+    return dnb_data.synthetic_split(120, seed=0)
+
+
+def fitted(name, train, **overrides):
+    return build(name, {**PARAMS, **overrides}, None).fit(train)
+
+
+def test_registry_resolves_every_baseline():
+    for name in BASELINES:
+        assert model_class(name).name == name
+
+
+@pytest.mark.parametrize("metric", ["jaccard", "hamming"])
+def test_knn_returns_training_bass_for_training_drums(train, metric):
+    knn = fitted("knn", train, knn_metric=metric)
+    query = dnb_data.subset(train, torch.arange(0, 120, 7))
+    out = knn.sample(query, k=4, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (len(query["tokens"]), 4, 64)
+    torch.testing.assert_close(out[:, 0], query["tokens"])
+    nll = knn.token_nll(query)
+    assert torch.isfinite(nll).all()
+    probs = knn.onset_probs(query)
+    assert probs.shape == (len(query["tokens"]), 64, 36) and float(probs.max()) <= 1
+
+
+def test_knn_ties_keep_k_neighbours():
+    split = dnb_data.synthetic_split(10, seed=1)
+    split["drums"][:] = split["drums"][0]  # every training grid identical
+    knn = fitted("knn", split, knn_k=4)
+    nb = knn.neighbours(dnb_data.subset(split, torch.arange(2)))
+    assert nb.shape == (2, 4) and len(set(nb[0].tolist())) == 4
+
+
+def test_constant_density_bce_is_analytic(train):
+    model = fitted("constant_density", train)
+    rate = float(train["roll"].mean())
+    n_on = train["roll"].sum((1, 2)).double().numpy()
+    cells = rep.BASS_STEPS * rep.BASS_PITCHES
+    expected = -(n_on * np.log(rate) + (cells - n_on) * np.log(1 - rate))
+    bce = M.bce_stats(model.onset_probs(train).numpy(), train["roll"].numpy())[:, 0]
+    np.testing.assert_allclose(bce, expected, rtol=1e-5)
+    assert float(model.unigram.sum()) == pytest.approx(1.0)
+
+
+def test_bigram_probabilities_sum_to_one(train):
+    model = fitted("bigram", train)
+    torch.testing.assert_close(model.probs.sum(-1), torch.ones(16, rep.VOCAB_SIZE))
+    batch = dnb_data.subset(train, torch.arange(5))
+    nll = model.token_nll(batch)
+    ctx, prev = model.contexts(batch["drums"]), model.previous(batch["tokens"])
+    torch.testing.assert_close(nll, -torch.log(model.probs[ctx, prev, batch["tokens"]]))
+    # onset marginals: between 0 and 1, and no more than 1 per step
+    probs = model.onset_probs(batch)
+    assert float(probs.min()) >= 0 and float(probs.sum(-1).max()) <= 1 + 1e-5
+    g = torch.Generator().manual_seed(3)
+    a = model.sample(batch, k=2, generator=g)
+    b = model.sample(batch, k=2, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+
+
+def test_root_on_kick_by_hand(train):
+    model = fitted("root_on_kick", train)
+    batch = dnb_data.subset(train, torch.arange(1))
+    batch["drums"][:] = 0
+    batch["drums"][0, [0, 4], rep.KICK] = 1
+    batch["key"][:] = 12 + 7  # G minor
+    out = model.sample(batch, k=2)[0]
+    assert torch.equal(out[0], out[1])
+    g = rep.ONSET_OFFSET + (7 - rep.BASS_LOW) % 12 + 12 * model.octave
+    expected = [g] + [rep.SUSTAIN] * 7 + [g] + [rep.SUSTAIN] * 55
+    assert out[0].tolist() == expected
+    assert M.pitch_classes(np.array([g]))[0] == 7
+
+
+def test_silence_and_repaired(train):
+    batch = dnb_data.subset(train, torch.arange(6))
+    assert int(fitted("silence", train).sample(batch, k=3).abs().sum()) == 0
+    rep_model = fitted("repaired", train)
+    out = rep_model.sample(batch, k=3, generator=torch.Generator().manual_seed(0))
+    train_lines = {tuple(t.tolist()) for t in train["tokens"]}
+    assert all(tuple(t.tolist()) in train_lines for t in out.reshape(-1, 64))
+    again = rep_model.sample(batch, k=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, again)
+
+
+def _write_split(root, n, seed):
+    split = dnb_data.synthetic_split(n, seed=seed)
+    arrays = {k: v.numpy() for k, v in split.items()}
+    arrays["song"] = arrays["song"] + seed * 1000
+    np.savez(root / "data/tensors" / ("train.npz" if seed == 0 else "test.npz"), **arrays)
+
+
+def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
+    from pipeline import evaluate
+
+    (tmp_path / "data/tensors").mkdir(parents=True)
+    _write_split(tmp_path, 80, 0)
+    _write_split(tmp_path, 40, 1)
+    (tmp_path / "data/tensors/meta.json").write_text(json.dumps({"genres": ["a", "b", "c"]}))
+    params = yaml.safe_load(open("params.yaml"))
+    params["evaluate"].update(bootstrap=50, threads=1, samples=3)
+    params["models"], params["model"] = ["lstm", "ffnn"], "lstm"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    from models import DataInfo
+    from models.checkpoint import save_checkpoint
+
+    ffnn_params = {**params["train"]["common"], **params["train"]["ffnn"]}
+    info = DataInfo(n_genres=3, genre_names=["a", "b", "c"])
+    save_checkpoint(tmp_path / "checkpoints/ffnn.pt", build("ffnn", ffnn_params, info), "ffnn", ffnn_params, info)
+    monkeypatch.chdir(tmp_path)
+    evaluate.main()
+    first = {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))}
+    ablations = {f"ablation_{tag}" for tag in params["evaluate"]["ablations"]}
+    assert {p.stem for p in first} == set(params["evaluate"]["baselines"]) | {"lstm", "ffnn", "summary"} | ablations
+    ffnn = json.loads((tmp_path / "metrics/ffnn.json").read_text())
+    assert ffnn["status"] == "ok" and ffnn["kind"] == "model" and ffnn["metrics"]["perplexity"]["value"] > 1
+    lstm = json.loads((tmp_path / "metrics/lstm.json").read_text())
+    assert lstm["status"] == "missing checkpoint"
+    silence = json.loads((tmp_path / "metrics/silence.json").read_text())
+    assert silence["n_test_pairs"] == 40 and silence["n_test_songs"] == 10
+    assert silence["metrics"]["empty_bar_rate"] == {"value": 1.0, "lo": 1.0, "hi": 1.0}
+    assert silence["metrics"]["perplexity"] is None
+    assert silence["reference"]["kick_lock"]["value"] == 1.0  # synthetic bass sits on the kicks
+    knn = json.loads((tmp_path / "metrics/knn.json").read_text())
+    m = knn["metrics"]["onset_f1"]
+    assert m["lo"] <= m["value"] <= m["hi"]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"name": "lstm", "status": "missing checkpoint"}
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "metrics/per_example.parquet")
+    assert len(rows) == 7 * 40 and set(rows["model"]) == set(params["evaluate"]["baselines"]) | {"ffnn"}
+    os.remove(tmp_path / "metrics/per_example.parquet")
+    evaluate.main()  # same params -> same metrics
+    assert {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))} == first

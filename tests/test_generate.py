@@ -1,0 +1,203 @@
+"""`dnb generate` end to end on a drum file that is in no corpus, with a tiny trained checkpoint."""
+
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import torch
+
+from dnb import cli
+from dnb import representation as rep
+from dnb.data import synthetic_split
+from models import DataInfo, build
+from models.checkpoint import save_checkpoint
+
+BPM = 100.0
+BAR = 4 * 60.0 / BPM  # seconds per 4/4 bar
+
+
+def drum_song(path: Path) -> pretty_midi.PrettyMIDI:
+    """8 bars of 4/4 (4 windows) then 3 bars of 3/4, humanised drums, and an A minor piano part."""
+    pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=BPM)
+    pm.time_signature_changes = [pretty_midi.TimeSignature(4, 4, 0.0), pretty_midi.TimeSignature(3, 4, 8 * BAR)]
+    kit = pretty_midi.Instrument(program=0, is_drum=True, name="my kit")
+    rng = np.random.default_rng(7)
+    beat = 60.0 / BPM
+    for bar in range(8):
+        for b in range(4):
+            t = bar * BAR + b * beat
+            kit.notes.append(pretty_midi.Note(110, 36 if b % 2 == 0 else 38, t, t + 0.1))
+            for half in (0.0, 0.5):
+                jitter = float(rng.uniform(-0.012, 0.012))
+                kit.notes.append(pretty_midi.Note(int(rng.integers(50, 90)), 42, t + half * beat + abs(jitter),
+                                                  t + half * beat + abs(jitter) + 0.05))
+    for i in range(9):  # 3/4 tail: drums but no 4/4 window
+        t = 8 * BAR + i * beat
+        kit.notes.append(pretty_midi.Note(100, 36, t, t + 0.1))
+    piano = pretty_midi.Instrument(program=0, name="piano")
+    for bar in range(8):  # A minor: i - iv - V - i
+        chord = [[57, 60, 64], [62, 65, 69], [64, 68, 71], [57, 60, 64]][bar % 4]
+        for p in chord:
+            piano.notes.append(pretty_midi.Note(80, p, bar * BAR, (bar + 1) * BAR))
+    pm.instruments = [kit, piano]
+    pm.write(str(path))
+    return pm
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Path:
+    """A tmp dir with drums.mid and checkpoints/ffnn.pt trained briefly on synthetic data."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("generate")
+    drum_song(root / "drums.mid")
+    info = DataInfo(n_genres=3, genre_names=["funk", "rock", "jazz"])
+    params = {"hidden": 64, "dropout": 0.0, "conditioning": ["tempo", "program", "key", "genre"], "seed": 0}
+    model = build("ffnn", params, info)
+    data = synthetic_split(64, seed=0)
+    optimizers = model.configure_optimizers(0.01)
+    model.train()
+    for epoch in range(15):
+        model.training_step(data, optimizers, epoch)
+    save_checkpoint(root / "checkpoints" / "ffnn.pt", model, "ffnn", params, info)
+    return root
+
+
+def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "dnb"
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "dnb.cli"]
+    return subprocess.run(head + ["generate", *args], cwd=root, capture_output=True, text=True, timeout=120)
+
+
+def notes_of(pm: pretty_midi.PrettyMIDI, drum: bool) -> list[tuple]:
+    return sorted((round(n.start, 6), round(n.end, 6), n.pitch, n.velocity)
+                  for inst in pm.instruments if inst.is_drum == drum for n in inst.notes)
+
+
+def test_generate_keeps_drums_and_fills_every_window(setup):
+    done = run_cli(setup, "drums.mid", "--model", "ffnn", "--genre", "rock", "--out", "out/song.mid", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    assert "4 windows" in done.stdout and "A minor (estimated" in done.stdout
+    original = pretty_midi.PrettyMIDI(str(setup / "drums.mid"))
+    out = pretty_midi.PrettyMIDI(str(setup / "out/song.mid"))
+    assert notes_of(out, drum=True) == notes_of(original, drum=True)  # copied, not re-rendered (jitter kept)
+    assert [i.name for i in out.instruments] == ["my kit", "bass (dnb generate)"]  # piano dropped
+    bass = [i for i in out.instruments if not i.is_drum][0]
+    assert bass.program == 33
+    starts = np.array([n.start for n in bass.notes])
+    per_window = np.histogram(starts, bins=np.arange(5) * 2 * BAR)[0]
+    assert (per_window > 0).all(), per_window
+    assert starts.max() < 8 * BAR  # nothing in the 3/4 tail
+    assert all(rep.BASS_LOW <= n.pitch <= rep.BASS_HIGH for n in bass.notes)
+    # the same seed gives the same bass line
+    again = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--genre", "rock", "--seed", "3",
+             "--out", str(setup / "out/again.mid"), "--checkpoint-dir", str(setup / "checkpoints")]
+    assert cli.main(again) == 0
+    assert notes_of(pretty_midi.PrettyMIDI(str(setup / "out/again.mid")), drum=False) == notes_of(out, drum=False)
+
+
+def test_generate_k_samples_key_and_wav(setup, capsys):
+    wav = shutil.which("fluidsynth") is not None
+    args = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--samples", "2", "--key", "F#m",
+            "--checkpoint-dir", str(setup / "checkpoints"), "--classifier", str(setup / "none.joblib"),
+            "--out", str(setup / "k" / "x.mid"), "--temperature", "1.5"]
+    if wav:
+        args += ["--wav", str(setup / "k" / "x.wav")]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert "F# minor (--key)" in captured.out and "genre index 0 used" in captured.err
+    one, two = (pretty_midi.PrettyMIDI(str(setup / "k" / f"x-{i}.mid")) for i in (1, 2))
+    assert notes_of(one, drum=True) == notes_of(two, drum=True)
+    assert notes_of(one, drum=False) != notes_of(two, drum=False)
+    if wav:
+        with wave.open(str(setup / "k" / "x-1.wav")) as w:
+            seconds = w.getnframes() / w.getframerate()
+        assert seconds >= 8 * BAR + 9 * 60 / BPM - 0.5  # the whole song is rendered
+
+
+def test_parse_key():
+    assert cli.parse_key("C") == 0
+    assert cli.parse_key("Am") == 21
+    assert cli.parse_key("Bb major") == 10
+    assert cli.parse_key("f#m") == 18
+    with pytest.raises(cli.CliError, match="cannot parse key"):
+        cli.parse_key("H dorian")
+
+
+def write_no_drums(path: Path) -> None:
+    pm = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes.append(pretty_midi.Note(90, 60, 0, 10))
+    pm.instruments = [piano]
+    pm.write(str(path))
+
+
+def write_waltz(path: Path) -> None:
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    pm.time_signature_changes = [pretty_midi.TimeSignature(3, 4, 0.0)]
+    kit = pretty_midi.Instrument(program=0, is_drum=True)
+    kit.notes = [pretty_midi.Note(100, 36, i * 0.5, i * 0.5 + 0.1) for i in range(48)]
+    pm.instruments = [kit]
+    pm.write(str(path))
+
+
+@pytest.mark.parametrize(
+    "case, extra, message",
+    [
+        ("unreadable", [], "cannot read"),
+        ("missing_file", [], "no such file"),
+        ("no_drums", [], "no drums in"),
+        ("waltz", [], "no complete 2-bar 4/4 window"),
+        ("good", ["--model", "wavenet"], "unknown model 'wavenet'"),
+        ("good", ["--model", "cnn"], "missing checkpoint"),
+        ("good", ["--model", "knn"], "fitted on the training split"),
+        ("good", ["--genre", "polka"], "unknown genre 'polka'"),
+    ],
+)
+def test_errors_are_one_line(setup, tmp_path, capsys, case, extra, message):
+    path = tmp_path / f"{case}.mid"
+    if case == "unreadable":
+        path.write_bytes(b"MThd\x00\x00\x00\x06garbage" + bytes(range(50)))
+    elif case == "no_drums":
+        write_no_drums(path)
+    elif case == "waltz":
+        write_waltz(path)
+    elif case == "good":
+        path = setup / "drums.mid"
+    args = ["generate", str(path), "--checkpoint-dir", str(setup / "checkpoints"), "--out", str(tmp_path / "o.mid"),
+            "--tensors", str(tmp_path / "no_tensors")]
+    args += extra if "--model" in extra else ["--model", "ffnn", *extra]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dnb: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "o.mid").exists()
+
+
+def test_error_in_subprocess_has_no_traceback(setup, tmp_path):
+    (tmp_path / "junk.mid").write_bytes(b"not a midi file at all")
+    done = run_cli(tmp_path, "junk.mid", "--model", "ffnn")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and done.stderr.startswith("dnb: error: cannot read")
+
+
+def test_generate_with_a_baseline_fitted_on_the_training_split(setup, tmp_path):
+    tensors = tmp_path / "tensors"
+    tensors.mkdir()
+    split = synthetic_split(64, seed=1)
+    np.savez(tensors / "train.npz", **{k: v.numpy() for k, v in split.items()})
+    (tensors / "meta.json").write_text('{"genres": ["funk", "rock", "jazz"]}')
+    args = ["generate", str(setup / "drums.mid"), "--model", "knn", "--tensors", str(tensors), "--genre", "jazz",
+            "--out", str(tmp_path / "knn.mid")]
+    assert cli.main(args) == 0
+    out = pretty_midi.PrettyMIDI(str(tmp_path / "knn.mid"))
+    bass = [i for i in out.instruments if not i.is_drum][0]
+    starts = np.array([n.start for n in bass.notes])
+    assert (np.histogram(starts, bins=np.arange(5) * 2 * BAR)[0] > 0).all()
+    # kNN copies training bass lines: every note pitch is one the training split plays
+    train_pitches = {p for seq in split["tokens"].numpy() for _, _, p in rep.token_notes(seq)}
+    assert {n.pitch for n in bass.notes} <= train_pitches

@@ -1,0 +1,144 @@
+"""Interface tests run over every registered neural model, plus model-specific checks."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from dnb import representation as rep
+from dnb.data import iterate_batches, synthetic_split
+from models import REGISTRY, DataInfo, build
+from models.checkpoint import load_trained, save_checkpoint
+from pipeline.train import model_params, validate
+
+torch.set_num_threads(1)
+INFO = DataInfo(n_genres=3, genre_names=["a", "b", "c"])
+SECTION = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
+TRAIN, VAL = synthetic_split(64, seed=0), synthetic_split(32, seed=1)
+TINY = {k: v[:4] for k, v in VAL.items()}
+
+
+def make(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return build(name, model_params(SECTION, name), INFO)
+
+
+def check_outputs(model, batch, k=3):
+    size = batch["tokens"].shape[0]
+    samples = model.sample(batch, k=k, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (size, k, rep.BASS_STEPS) and samples.dtype == torch.int64
+    assert 0 <= int(samples.min()) and int(samples.max()) < rep.VOCAB_SIZE
+    nll = model.token_nll(batch)
+    if nll is not None:
+        assert nll.shape == (size, rep.BASS_STEPS)
+        assert torch.isfinite(nll).all() and (nll >= 0).all()
+    probs = model.onset_probs(batch)
+    if probs is not None:
+        assert probs.shape == (size, rep.BASS_STEPS, rep.BASS_PITCHES)
+        assert (probs >= 0).all() and (probs <= 1).all()
+    assert nll is not None or probs is not None
+    return samples, nll, probs
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_forward_backward_updates_every_optimizer(name):
+    model = make(name)
+    optimizers = model.configure_optimizers(1e-3)
+    before = [[p.detach().clone() for g in opt.param_groups for p in g["params"]] for opt in optimizers]
+    out = model.training_step(TINY, optimizers, 0)
+    assert next(iter(out)) == "loss" and all(isinstance(v, float) for v in out.values())
+    for opt, old in zip(optimizers, before):
+        new = [p for g in opt.param_groups for p in g["params"]]
+        assert any(not torch.equal(a, b) for a, b in zip(old, new)), "an optimizer changed nothing"
+    check_outputs(model, TINY)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_short_training_lowers_validation_loss(name):
+    model = make(name)
+    optimizers = model.configure_optimizers(float(SECTION["common"]["lr"]) * 3)
+    start = validate(model, VAL)
+    generator = torch.Generator().manual_seed(0)
+    for epoch in range(4):
+        for batch in iterate_batches(TRAIN, 16, shuffle=True, generator=generator):
+            model.training_step(batch, optimizers, epoch)
+    assert validate(model, VAL) < start
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_seeded_sampling_repeats_and_checkpoint_round_trip(name, tmp_path):
+    model = make(name)
+    model.training_step(TINY, model.configure_optimizers(1e-3), 0)  # move away from the init
+    model.eval()
+    first, nll, probs = check_outputs(model, TINY)
+    again = model.sample(TINY, k=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    params = model_params(SECTION, name)
+    save_checkpoint(tmp_path / "m.pt", model, name, params, INFO, {"epoch": 1})
+    loaded = load_trained(tmp_path / "m.pt")
+    assert type(loaded) is type(model) and not loaded.training and loaded.extra == {"epoch": 1}
+    samples2, nll2, probs2 = check_outputs(loaded, TINY)
+    torch.testing.assert_close(samples2, first, rtol=0, atol=0)
+    for a, b in ((nll, nll2), (probs, probs2)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["ffnn", "cnn", "lstm_fcnn"])
+def test_stepwise_models_are_consistent(name):
+    """token_nll, onset_probs and argmax sampling come from one distribution per step."""
+    model = make(name).eval()
+    nll, probs = model.token_nll(TINY), model.onset_probs(TINY)
+    steps = torch.nonzero(TINY["tokens"][0] >= rep.ONSET_OFFSET, as_tuple=True)[0]
+    pitch = TINY["tokens"][0, steps] - rep.ONSET_OFFSET
+    torch.testing.assert_close(torch.exp(-nll[0, steps]), probs[0, steps, pitch])
+    best = model.sample(TINY, k=2, temperature=0.0)
+    assert torch.equal(best[:, 0], best[:, 1])
+    lowest = nll.new_tensor(0.0)
+    for token in range(rep.VOCAB_SIZE):  # the argmax token has the lowest NLL at every step
+        batch = {**TINY, "tokens": torch.full_like(TINY["tokens"], token)}
+        lowest = torch.where(best[:, 0] == token, model.token_nll(batch), lowest)
+    assert torch.all(lowest <= nll + 1e-6)
+
+
+def test_conditioning_switches_inputs():
+    """With no conditioning the labels are ignored; with key they change the output."""
+    batch = {**TINY, "key": (TINY["key"] + 5) % 24}
+    for use, same in (([], True), (["key"], False)):
+        torch.manual_seed(0)
+        model = build("ffnn", {**model_params(SECTION, "ffnn"), "conditioning": use}, INFO).eval()
+        assert torch.equal(model.token_nll(TINY), model.token_nll(batch)) is same
+
+
+def test_pix2pix_drum_canvas_and_seeded_dropout():
+    from models.pix2pix import NoiseDropout, drum_time
+
+    drums = torch.zeros(1, rep.DRUM_STEPS, rep.DRUM_CLASSES)
+    drums[0, 3, rep.SNARE] = 1
+    canvas = drum_time(drums)  # drum step 3 = 32nd step 6
+    assert canvas.shape == (1, rep.DRUM_CLASSES, rep.BASS_STEPS) and canvas.sum() == 1 and canvas[0, rep.SNARE, 6] == 1
+    drop = NoiseDropout(0.5).eval()
+    x = torch.ones(1000)
+    assert torch.equal(drop(x), x)
+    drop.active = True
+    drop.generator = torch.Generator().manual_seed(3)
+    a = drop(x)
+    drop.generator = torch.Generator().manual_seed(3)
+    assert torch.equal(a, drop(x)) and set(a.unique().tolist()) == {0.0, 2.0}
+    drop.generator = torch.Generator().manual_seed(4)
+    assert not torch.equal(a, drop(x))
+
+
+def test_pix2pix_sample_thresholds_its_roll():
+    model = make("pix2pix").eval()
+    with torch.no_grad():
+        model.d1.bias.fill_(20.0)  # every cell "on": the argmax pitch at every step is an onset
+    probs = model.onset_probs(TINY)
+    tokens = model.sample(TINY, k=1, generator=torch.Generator().manual_seed(0))[:, 0]
+    assert model.token_nll(TINY) is None and bool((probs > 0.5).all())
+    assert bool((tokens >= rep.ONSET_OFFSET).all())
+    with torch.no_grad():
+        model.d1.bias.fill_(-20.0)
+    assert bool((model.sample(TINY, k=2) == rep.REST).all())

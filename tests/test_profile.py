@@ -1,0 +1,66 @@
+"""dnb.profile: the printed `-S` lines survive xargs and DVC's Hydra override parser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dnb import profile
+
+ROOT = Path(__file__).resolve().parents[1]
+ODD = "/data/my corpus,v2/it's=ok.tar.gz"  # blank, comma (a Hydra sweep), quote, '='
+
+
+def test_overrides_are_exact():
+    assert profile.overrides("large", ODD) == [
+        "++train.common.max_minutes=20.0",
+        "++train.common.max_train_pairs=200000",
+        "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'",
+    ]
+    assert profile.overrides("large", "rel/dir", corpus_name="lakh")[-1] == f"++extract.corpora.lakh='{ROOT}/rel/dir'"
+    assert profile.hydra_value([1, "a b", True]) == "[1,'a b',true]"
+    with pytest.raises(KeyError, match="unknown profile"):
+        profile.overrides("huge")
+
+
+def test_lines_survive_xargs_and_dvc_set_param(tmp_path):
+    corpus = tmp_path / "my corpus,v2" / "it's=ok"
+    corpus.mkdir(parents=True)
+    printed = subprocess.run(
+        [sys.executable, "-m", "dnb.profile", "large", "--corpus", str(corpus)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    assert len(printed.splitlines()) == 3 and all(line.startswith("-S ") for line in printed.splitlines())
+    echo = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
+    argv = json.loads(subprocess.run(["xargs", *echo], input=printed, capture_output=True, text=True).stdout)
+    assert argv[0::2] == ["-S"] * 3 and argv[1::2] == profile.overrides("large", str(corpus))
+
+    from dvc.utils.hydra import apply_overrides
+
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    before = yaml.safe_load(params.read_text())
+    for _ in range(2):  # ++ adds the corpus the first time and overwrites it the second
+        apply_overrides(params, argv[1::2])
+        after = yaml.safe_load(params.read_text())
+        assert after["extract"]["corpora"] == before["extract"]["corpora"] | {"ultimate": str(corpus)}
+        assert after["train"]["common"]["max_minutes"] == 20.0
+        assert after["train"]["common"]["max_train_pairs"] == 200_000
+        assert after["train"]["common"]["batch_size"] == before["train"]["common"]["batch_size"]
+        assert {k: v for k, v in after.items() if k not in ("extract", "train")} == {
+            k: v for k, v in before.items() if k not in ("extract", "train")
+        }
+
+
+def test_missing_corpus_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "dnb.profile", "large", "--corpus", str(tmp_path / "nope")],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 2 and "corpus not found" in result.stderr and result.stdout == ""

@@ -1,0 +1,142 @@
+"""The tables stage on fake metrics files: formatting, bold best, n/a, macros and computed sentences."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline import tables
+
+
+def metrics_file(name: str, kind: str, values: dict) -> dict:
+    return {
+        "name": name,
+        "kind": kind,
+        "n_test_pairs": 321,
+        "n_test_songs": 12,
+        "metrics": {m: (None if v is None else {"value": v[0], "lo": v[1], "hi": v[2]}) for m, v in values.items()},
+        "reference": {"empty_bar_rate": {"value": 0.05, "lo": 0.03, "hi": 0.07},
+                      "kick_lock": {"value": 0.6, "lo": 0.5, "hi": 0.7}},
+        "notes": [],
+    }
+
+
+FAKE = {
+    "transformer": ("model", {"perplexity": (3.1, 2.9, 3.3), "bleu4": (0.30, 0.25, 0.35), "bce": (0.02, 0.019, 0.021),
+                              "empty_bar_rate": (0.04, 0.02, 0.06), "kick_lock": (0.55, 0.5, 0.6),
+                              "onset_f1": (0.5, 0.45, 0.55)}),
+    "pix2pix": ("model", {"perplexity": None, "bleu4": (0.10, 0.08, 0.12), "bce": (0.05, 0.04, 0.06),
+                          "empty_bar_rate": (0.8, 0.7, 0.9), "onset_f1": (0.2, 0.1, 0.3)}),
+    "lstm": ("model", {"perplexity": (4.0, 3.8, 4.2), "bleu4": (0.2, 0.1, 0.28), "bce": (0.03, 0.02, 0.04),
+                       "onset_f1": (0.4, 0.3, 0.5)}),
+    "knn": ("baseline", {"perplexity": None, "bleu4": (0.28, 0.2, 0.32)}),
+    "bigram": ("baseline", {"perplexity": (6.0, 5.5, 6.5), "bleu4": (0.05, 0.03, 0.07)}),
+    "silence": ("baseline", {"bce": (0.5, 0.5, 0.5), "bleu4": (0.0, 0.0, 0.0)}),
+}
+
+
+@pytest.fixture()
+def results(tmp_path: Path) -> dict:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    for name, (kind, values) in FAKE.items():
+        (metrics_dir / f"{name}.json").write_text(json.dumps(metrics_file(name, kind, values)))
+    for tag, ppl in (("none", (5.0, 4.8, 5.2)), ("genre", (3.0, 2.9, 3.1))):
+        ablation = metrics_file(tag, "ablation", {"perplexity": ppl})
+        (metrics_dir / f"ablation_{tag}.json").write_text(json.dumps(ablation))
+    return tables.load_results(metrics_dir, ["transformer", "pix2pix", "lstm", "cnn"],
+                               ["knn", "bigram", "silence"], ["none", "tempo_program", "key", "genre"])
+
+
+def test_macro_names_are_letters_only():
+    assert tables.macro_name("lstm_fcnn", "bleu4") == "lstmFcnnBleuFour"
+    assert tables.macro_name("pix2pix", "onset_f1", "ci") == "pixTwoPixOnsetFOneCi"
+    assert tables.macro_name("n", "test", "pairs") == "nTestPairs"
+
+
+def test_cells_intervals_and_na():
+    assert tables.cell({"value": 0.12345, "lo": 0.1, "hi": 0.15}, 3) == r"0.123 {\scriptsize[0.100, 0.150]}"
+    assert tables.cell(None, 3) == "n/a"
+    assert tables.entry({"bleu4": None}, "bleu4") is None
+    assert tables.entry({}, "bleu4") is None
+
+
+def test_main_table_bold_best_and_na(results, tmp_path):
+    out = tmp_path / "generated"
+    tables.write_tables(results, {"train": {"pairs": 10, "songs": 2}}, {"pairs_kept": 14}, {}, out)
+    main = (out / "table_main.tex").read_text()
+    rows = {line.split(" & ")[0]: line for line in main.splitlines() if " & " in line}
+    # lowest perplexity (transformer) and highest BLEU-4 (transformer, 0.30 > knn 0.28) in bold
+    assert r"\textbf{3.10 {\scriptsize[2.90, 3.30]}}" in rows["Transformer"]
+    assert r"\textbf{0.300" in rows["Transformer"]
+    assert r"\textbf" not in rows["kNN"]
+    assert rows["pix2pix"].split(" & ")[1] == "n/a"  # pix2pix has no perplexity
+    assert r"\textbf{0.02 {\scriptsize[0.02, 0.02]}}" in rows["Transformer"]  # lowest BCE
+    assert "CNN" not in rows  # no file -> no row
+    music = (out / "table_music.tex").read_text()
+    # empty bars: closest to the real 0.05 is the transformer's 0.04
+    assert r"\textbf{0.040" in music and r"\textbf{0.800" not in music
+    assert r"\emph{real bass}" in music
+    data = (out / "table_data.tex").read_text()
+    assert "train & 10 & 2" in data and "test & n/a & n/a" in data
+
+
+def test_macros_and_sentences(results, tmp_path):
+    out = tmp_path / "generated"
+    tables.write_tables(results, {}, {}, {}, out)
+    text = (out / "macros.tex").read_text()
+    defs = dict(re.findall(r"\\newcommand\{\\([^}]*)\}\{(.*)\}", text))
+    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in defs)
+    assert defs["bestModelName"] == "Transformer"
+    assert defs["nTestPairs"] == "321"
+    assert defs["silenceBce"] == "0.50"
+    assert defs["pixTwoPixPerplexity"] == "n/a"
+    assert defs["bestBleu"] == "0.300"
+    lead = defs["leadSentence"]
+    # knn: no perplexity, BLEU-4 0.30 vs 0.28 with overlapping intervals; bigram: both better, disjoint
+    assert "against kNN it has a better BLEU-4 (95\\% intervals overlap)" in lead
+    assert ("against bigram it has a better PPL (95\\% intervals disjoint) "
+            "and a better BLEU-4 (95\\% intervals disjoint)") in lead
+    assert "a worse Onset F1" in defs["pixSentence"]
+    assert "a better PPL (95\\% intervals disjoint) than with no conditioning" in defs["ablationSentence"]
+    assert "0.800 (pix2pix)" in defs["silenceSentence"] and "pix2pix leave at least half" in defs["silenceSentence"]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_generated_tables_compile(results, tmp_path):
+    out = tmp_path / "generated"
+    tables.write_tables(results, {}, {}, {}, out)
+    body = "\n".join(rf"\input{{generated/{p.stem}}}" for p in sorted(out.glob("table_*.tex")))
+    doc = (r"\documentclass{article}\usepackage{booktabs,graphicx}\begin{document}\input{generated/macros}"
+           r"\leadSentence\ \pixSentence\ \ablationSentence\ \silenceSentence" + "\n" + body + r"\end{document}")
+    (tmp_path / "doc.tex").write_text(doc)
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_paper_stage_names_the_apt_command_when_latexmk_is_missing(monkeypatch, tmp_path):
+    from pipeline import paper
+
+    monkeypatch.setattr(paper.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="apt-get install -y --no-install-recommends texlive-latex-base"):
+        paper.compile_pdf(tmp_path / "main.tex", tmp_path / "build")
+
+
+def test_alias_names_and_missing_checkpoint_rows(tmp_path):
+    d = tmp_path / "metrics"
+    d.mkdir()
+    ok = metrics_file("ffnn", "model", {"nll_per_step": (1.5, 1.4, 1.6), "pitch_class_accuracy": (0.4, 0.3, 0.5)})
+    gone = {**metrics_file("cnn", "model", {"bleu4": None}), "status": "missing checkpoint"}
+    (d / "ffnn.json").write_text(json.dumps(ok))
+    (d / "cnn.json").write_text(json.dumps(gone))
+    results = tables.load_results(d, ["ffnn", "cnn"], [], [])
+    out = tmp_path / "generated"
+    tables.write_tables(results, {}, {}, {}, out)
+    defs = dict(re.findall(r"\\newcommand\{\\([^}]*)\}\{(.*)\}", (out / "macros.tex").read_text()))
+    assert defs["ffnnTokenNll"] == "1.500" and defs["ffnnPcAccuracy"] == "0.400"
+    main = (out / "table_main.tex").read_text()
+    assert "CNN (not evaluated) & n/a & n/a" in main
