@@ -86,7 +86,7 @@ def synthetic_split(n: int, seed: int = 0, n_genres: int = 3) -> dict[str, torch
     key = rng.integers(0, 24, n)
     tokens = np.zeros((n, rep.BASS_STEPS), dtype=np.uint8)
     kick_steps = drums[:, :, rep.KICK].nonzero()
-    pitch_index = (key[kick_steps[0]] % 12 + 0) % rep.BASS_PITCHES
+    pitch_index = (key[kick_steps[0]] % 12 - rep.BASS_LOW) % 12  # the tonic in the lowest octave
     tokens[kick_steps[0], kick_steps[1] * 2] = rep.ONSET_OFFSET + pitch_index
     tokens[kick_steps[0], kick_steps[1] * 2 + 1] = rep.SUSTAIN
     arrays = {

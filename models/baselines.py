@@ -152,14 +152,17 @@ class Knn(Baseline):
         self._cache = (None, None)
         return self
 
-    def distances(self, query: torch.Tensor) -> torch.Tensor:
-        """``[B, U]`` distance from each query grid ``[B, 448]`` to each unique training grid."""
+    def similarity(self, query: torch.Tensor) -> torch.Tensor:
+        """``[B, U]`` similarity (larger = nearer) of each query grid ``[B, 448]`` to each
+        unique training grid: Jaccard index, or minus the Hamming distance. In place: the
+        ``[B, U]`` products dominate memory traffic."""
         dot = query @ self.grids.T
-        union = query.sum(1, keepdim=True) + self.sizes[None, :]
+        union = self.sizes[None, :] + query.sum(1, keepdim=True)
         if self.metric == "hamming":
-            return union - 2 * dot
-        inter_union = union - dot
-        return 1 - torch.where(inter_union > 0, dot / inter_union.clamp_min(1), torch.ones_like(dot))
+            return dot.mul_(2).sub_(union)
+        union.sub_(dot)  # |A u B| = |A| + |B| - |A n B|
+        empty = union == 0  # two empty grids are identical
+        return dot.div_(union.clamp_min_(1)).masked_fill_(empty, 1.0)
 
     def neighbours(self, batch) -> torch.Tensor:
         """``[B, k]`` training pair indices, nearest first (cached for the last batch)."""
@@ -170,9 +173,9 @@ class Knn(Baseline):
         query = torch.as_tensor(flat[first], dtype=torch.float32)  # identical test grids searched once
         out = []
         for start in range(0, len(query), self.chunk):
-            dist = self.distances(query[start : start + self.chunk])
-            k_unique = min(self.k, dist.shape[1])
-            nearest = torch.topk(dist, k_unique, dim=1, largest=False, sorted=True).indices
+            score = self.similarity(query[start : start + self.chunk])
+            k_unique = min(self.k, score.shape[1])
+            nearest = torch.topk(score, k_unique, dim=1, largest=True, sorted=True).indices
             cand = self.members[nearest].reshape(len(nearest), -1)  # nearest grids first
             valid_first = torch.argsort((cand < 0).to(torch.int8), dim=1, stable=True)[:, : self.k]
             out.append(torch.gather(cand, 1, valid_first))
@@ -261,23 +264,26 @@ class Bigram(Baseline):
 
     def onset_probs(self, batch):
         ctx = self.contexts(batch["drums"])
-        v = rep.VOCAB_SIZE
-        by_prev = self.probs.permute(1, 0, 2).reshape(v, self.n_contexts * v)  # [prev, ctx * next]
-        state = torch.zeros(len(ctx), v)
+        state = torch.zeros(len(ctx), rep.VOCAB_SIZE)
         state[:, rep.REST] = 1.0
-        rows = torch.arange(len(ctx))
         out = []
         for t in range(rep.BASS_STEPS):
-            state = (state @ by_prev).reshape(len(ctx), self.n_contexts, v)[rows, ctx[:, t]]
+            new = torch.empty_like(state)
+            for c in torch.unique(ctx[:, t]).tolist():  # <= 16 contexts: one small matmul each
+                rows = ctx[:, t] == c
+                new[rows] = state[rows] @ self.probs[c]
+            state = new
             out.append(state[:, rep.ONSET_OFFSET :])
         return torch.stack(out, dim=1)
 
     def sample(self, batch, k=1, temperature=1.0, generator=None):
         ctx = self.contexts(batch["drums"]).repeat_interleave(k, dim=0)
+        cdf = _tempered(self.probs, temperature).cumsum(-1)  # [ctx, prev, next], built once
+        cdf[..., -1] = 1.0
         prev = torch.full((len(ctx),), rep.REST, dtype=torch.int64)
         out = torch.empty(len(ctx), rep.BASS_STEPS, dtype=torch.int64)
+        u = torch.rand(rep.BASS_STEPS, len(ctx), 1, generator=generator)
         for t in range(rep.BASS_STEPS):
-            probs = _tempered(self.probs[ctx[:, t], prev], temperature)
-            prev = _draw(probs, generator)
+            prev = torch.searchsorted(cdf[ctx[:, t], prev], u[t]).squeeze(1).clamp(max=rep.VOCAB_SIZE - 1)
             out[:, t] = prev
         return out.reshape(-1, k, rep.BASS_STEPS)

@@ -60,6 +60,7 @@ DISPLAY = {
     "bigram": "bigram",
     "real": "real bass",
 }
+PROSE = {"perplexity": "perplexity", "onset_f1": "onset F1", "bce": "roll BCE", "token_nll": "NLL"}
 ABLATION_TAGS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "genre": "+ genre"}
 DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
@@ -235,7 +236,7 @@ def compare(a: dict | None, b: dict | None, metric: str) -> str | None:
         overlap = "95\\% intervals disjoint"
     else:
         overlap = "95\\% intervals overlap"
-    return f"{word} {METRICS[metric][0]} ({overlap})"
+    return f"{word} {PROSE.get(metric, METRICS[metric][0])} ({overlap})"
 
 
 def best_model(models: dict[str, dict], metric: str = "perplexity") -> str | None:
@@ -268,6 +269,10 @@ def lead_sentence(results: dict) -> str:
             + "; ".join(parts) + ".")
 
 
+def join(phrases: list[str]) -> str:
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
 def pix_sentence(results: dict) -> str:
     pix, lstm = results["models"].get("pix2pix"), results["models"].get("lstm")
     if not evaluated(pix) or not evaluated(lstm):
@@ -275,7 +280,7 @@ def pix_sentence(results: dict) -> str:
     phrases = [p for m in ("onset_f1", "bleu4", "bce") if (p := compare(pix.get("metrics"), lstm.get("metrics"), m))]
     if not phrases:
         return "pix2pix and the LSTM seq2seq model share no metric to compare."
-    return "Against the LSTM seq2seq model, pix2pix has " + ", ".join(phrases) + "."
+    return "Against the LSTM seq2seq model, pix2pix has " + join(phrases) + "."
 
 
 def ablation_sentence(results: dict) -> str:
@@ -305,6 +310,22 @@ def silence_sentence(results: dict, reference: dict | None) -> str:
     tail = (f"; {', '.join(silent)} leave at least half of the bars empty." if silent
             else "; no neural model leaves half of the bars empty, the failure mode of 2019.")
     return head + tail
+
+
+def skip_sentence(extract: dict) -> str:
+    """Why files and windows were left out, from the extraction report."""
+    reasons = {k: v for k, v in (extract.get("skipped_by_reason") or {}).items() if v}
+    dropped = {k: v for k, v in (extract.get("windows_dropped") or {}).items() if v}
+    if not extract:
+        return "The extraction report is not available."
+    words = {"no_bass": "without a bass track", "no_drums": "without drums", "no_four_four": "without a 4/4 window",
+             "unreadable": "unreadable", "absurd_tempo": "with an absurd tempo", "no_dense_window": "too sparse",
+             "too_many_notes": "with too many notes", "zero_tracks": "without tracks"}
+    parts = [f"{v} {words.get(k, k.replace('_', ' '))}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])]
+    text = ("Files left out: " + ", ".join(parts) + ".") if parts else "No file was left out."
+    if dropped:
+        text += " Windows dropped: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(dropped.items())) + "."
+    return latex_escape(text)
 
 
 # --------------------------------------------------------------------------- data tables
@@ -393,6 +414,8 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
              if (e := entry(m.get("metrics"), "bleu4"))]
     out["bestBleu"] = number(max(bleus) if bleus else None, 3)
     out["leadSentence"] = lead_sentence(results)
+    out["skipSentence"] = skip_sentence(extract)
+    out["genreClassifier"] = latex_escape(str(clf.get("chosen", "n/a")))
     out["pixSentence"] = pix_sentence(results)
     out["ablationSentence"] = ablation_sentence(results)
     out["silenceSentence"] = silence_sentence(results, reference)

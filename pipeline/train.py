@@ -159,12 +159,18 @@ def train(
     np.random.seed(seed)
     torch.manual_seed(seed)
     train_data = cap_pairs(train_data, int(params.get("max_train_pairs", 0)), seed)
+    if batch_size_of(train_data) == 0 or batch_size_of(val_data) == 0:
+        raise SystemExit(f"cannot train {name}: the train or validation split is empty")
     model = build(name, params, info)
     optimizers = model.configure_optimizers(float(params["lr"]))
     shuffle = torch.Generator().manual_seed(seed)
     fp = fingerprint(name, params, model, train_data, val_data)
     st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None}
+    max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
     resumed = load_resume(resume_path, fp)
+    if resumed is not None and resumed["epoch"] > max_epochs:  # cannot rewind: start over
+        print(f"ignoring {resume_path}: it is past max_epochs = {max_epochs}", file=sys.stderr)
+        resumed = None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         for opt, opt_state in zip(optimizers, resumed["optimizers"], strict=True):
@@ -176,12 +182,16 @@ def train(
         for key, value in row.items():
             live.log_metric(key, value)
         live.next_step()
-    max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
     budget = float(params.get("max_minutes", 0)) * 60 or math.inf
     started = time.monotonic() - st["elapsed"]
     reason = "max_epochs"
-    bar = tqdm(range(st["epoch"], max_epochs), desc=f"train {name}", initial=st["epoch"], total=max_epochs,
-               disable=not progress)
+    bar = tqdm(
+        range(st["epoch"], max_epochs),
+        desc=f"train {name}",
+        initial=st["epoch"],
+        total=max_epochs,
+        disable=not progress,
+    )
     for epoch in bar:
         if st["bad"] >= patience:
             reason = "early_stopping"

@@ -119,7 +119,7 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     _write_split(tmp_path, 40, 1)
     (tmp_path / "data/tensors/meta.json").write_text(json.dumps({"genres": ["a", "b", "c"]}))
     params = yaml.safe_load(open("params.yaml"))
-    params["evaluate"].update(bootstrap=50, threads=1, samples=3)
+    params["evaluate"].update(bootstrap=50, threads=1, samples=3, diversity_max_pairs=16)
     params["models"], params["model"] = ["lstm", "ffnn"], "lstm"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     from models import DataInfo
@@ -145,6 +145,8 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     knn = json.loads((tmp_path / "metrics/knn.json").read_text())
     m = knn["metrics"]["onset_f1"]
     assert m["lo"] <= m["value"] <= m["hi"]
+    assert "diversity on a seeded subset of 16 test pairs" in knn["notes"]
+    assert 1 <= knn["metrics"]["distinct_samples"]["value"] <= 3
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"name": "lstm", "status": "missing checkpoint"}
     import pandas as pd
 

@@ -98,10 +98,10 @@ def test_macros_and_sentences(results, tmp_path):
     lead = defs["leadSentence"]
     # knn: no perplexity, BLEU-4 0.30 vs 0.28 with overlapping intervals; bigram: both better, disjoint
     assert "against kNN it has a better BLEU-4 (95\\% intervals overlap)" in lead
-    assert ("against bigram it has a better PPL (95\\% intervals disjoint) "
+    assert ("against bigram it has a better perplexity (95\\% intervals disjoint) "
             "and a better BLEU-4 (95\\% intervals disjoint)") in lead
-    assert "a worse Onset F1" in defs["pixSentence"]
-    assert "a better PPL (95\\% intervals disjoint) than with no conditioning" in defs["ablationSentence"]
+    assert "a worse onset F1" in defs["pixSentence"] and " and a worse roll BCE" in defs["pixSentence"]
+    assert "a better perplexity (95\\% intervals disjoint) than with no conditioning" in defs["ablationSentence"]
     assert "0.800 (pix2pix)" in defs["silenceSentence"] and "pix2pix leave at least half" in defs["silenceSentence"]
 
 
@@ -140,3 +140,12 @@ def test_alias_names_and_missing_checkpoint_rows(tmp_path):
     assert defs["ffnnTokenNll"] == "1.500" and defs["ffnnPcAccuracy"] == "0.400"
     main = (out / "table_main.tex").read_text()
     assert "CNN (not evaluated) & n/a & n/a" in main
+
+
+def test_skip_sentence_lists_reasons_by_count():
+    report = {"skipped_by_reason": {"no_bass": 10, "unreadable": 0, "no_four_four": 11, "weird_reason": 1},
+              "windows_dropped": {"sparse": 373, "absurd_tempo": 0}}
+    assert tables.skip_sentence(report) == (
+        "Files left out: 11 without a 4/4 window, 10 without a bass track, 1 weird reason. "
+        "Windows dropped: 373 sparse.")
+    assert tables.skip_sentence({}) == "The extraction report is not available."

@@ -80,6 +80,10 @@ def test_resume_file_from_other_params_is_ignored(tmp_path):
     again, again_ckpt = run(tmp_path / "stale", PARAMS)
     assert again["epochs"] == 2
     assert_same_weights(whole_ckpt["state_dict"], again_ckpt["state_dict"])
+    one, one_ckpt = run(tmp_path / "one", {**PARAMS, "max_epochs": 1})
+    shorter, shorter_ckpt = run(tmp_path / "stale", {**PARAMS, "max_epochs": 1})  # a resume file cannot rewind
+    assert shorter["epochs"] == 1
+    assert_same_weights(one_ckpt["state_dict"], shorter_ckpt["state_dict"])
 
 
 def test_finished_run_repeated_only_rewrites_its_outputs(tmp_path):
