@@ -94,7 +94,10 @@ def genre_indices(drums: np.ndarray, genre: str | None, genre_names: list[str], 
 
     from dnb import genre as genre_mod
 
-    styles = genre_mod.predict_style(joblib.load(classifier), drums)
+    try:
+        styles = genre_mod.predict_style(joblib.load(classifier), drums)
+    except Exception as err:  # stale feature version, truncated file, foreign pickle
+        raise CliError(f"genre classifier {classifier} unusable ({str(err)[:120]}); pass --genre") from None
     return np.array([lower.index(s.lower()) if s.lower() in lower else 0 for s in styles], dtype=np.int64)
 
 

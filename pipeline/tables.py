@@ -42,7 +42,7 @@ METRICS = {
 ACCURACY_COLUMNS = ["perplexity", "bce", "bleu4", "onset_f1", "onset_pitch_f1", "pc_accuracy"]
 MUSIC_COLUMNS = ["key_consistency", "kick_lock", "empty_bar_rate", "upc_per_bar", "qualified_note_rate"]
 DIVERSITY_COLUMNS = ["distinct_samples", "self_bleu", "pairwise_onset_distance"]
-PIX_COLUMNS = ["bce", "onset_f1", "onset_pitch_f1", "bleu4", "empty_bar_rate", "polyphony_rate", "distinct_samples"]
+PIX_COLUMNS = ["bce", "onset_f1", "onset_pitch_f1", "bleu4", "polyphony_rate", "distinct_samples"]
 ABLATION_COLUMNS = ["perplexity", "bleu4", "onset_f1", "pc_accuracy", "key_consistency"]
 DISPLAY = {
     "ffnn": "FFNN",
@@ -293,8 +293,9 @@ def ablation_sentence(results: dict) -> str:
         ab[last].get("metrics"), ab[first].get("metrics"), "bleu4")
     if phrase is None:
         return "The ablation runs share no metric to compare."
-    return (f"With all labels ({ABLATION_TAGS[last]}) the model has {phrase} than with "
-            f"{'no conditioning' if first == 'none' else ABLATION_TAGS[first]}.")
+    prose = {"none": "no conditioning", "tempo_program": "tempo and program only",
+             "key": "tempo, program and key", "genre": "all four labels"}
+    return f"With {prose[last]} the model has {phrase} than with {prose[first]}."
 
 
 def silence_sentence(results: dict, reference: dict | None) -> str:

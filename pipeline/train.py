@@ -59,15 +59,14 @@ def model_params(section: dict, name: str, conditioning: list[str] | None = None
 
 
 def fingerprint(name: str, params: dict, model, train: dict, val: dict) -> str:
-    """Hash of what a resume file must match: params, data and the model's code
-    (the files of its class and base classes, and the conditioning module)."""
+    """Hash of what a resume file must match: params, data and the code of ``models/``."""
     h = hashlib.sha256(name.encode())
     h.update(json.dumps({k: v for k, v in params.items() if k not in NOT_HASHED}, sort_keys=True).encode())
     for split in (train, val):
         for key in DATA_KEYS:
             h.update(split[key].contiguous().numpy().tobytes())
-    files = {inspect.getsourcefile(c) for c in type(model).__mro__ if c.__module__.startswith("models")}
-    for file in sorted(files | {inspect.getsourcefile(Conditioning)}):
+    # every model file: models import each other's building blocks (cvae uses lstm's Seq2Seq)
+    for file in sorted(Path(inspect.getsourcefile(Conditioning)).parent.glob("*.py")):
         h.update(Path(file).read_bytes())
     return h.hexdigest()
 
