@@ -13,15 +13,18 @@ $(BIN)/dnb: pyproject.toml
 
 setup: $(BIN)/dnb
 
-# TeX for the paper stage: installed when missing and we are root on Debian, else the command is printed.
+# System tools of the paper and demo stages (pdflatex + latexmk, fluidsynth, ffmpeg): installed when
+# missing and we are root on Debian; otherwise the exact command is printed.
+APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk fluidsynth ffmpeg
 latex:
-	@command -v latexmk >/dev/null && command -v pdflatex >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk fluidsynth >/dev/null; \
-	  else \
-	    echo "The paper stage needs LaTeX. Run: sudo apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk fluidsynth"; \
-	  fi; }
+	@if command -v latexmk >/dev/null && command -v pdflatex >/dev/null && command -v fluidsynth >/dev/null \
+	    && command -v ffmpeg >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(APT_PACKAGES) >/dev/null; \
+	else \
+	  echo "The paper and demo stages need: sudo apt-get install -y --no-install-recommends $(APT_PACKAGES)"; \
+	fi
 
 reproduce: setup latex
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro

@@ -88,13 +88,13 @@ def draw_bass(ax, tokens: np.ndarray | None, label: str) -> None:
         ax.broken_barh([(start, end - start)], (pitch - 0.5, 1.0), color="C0")
 
 
-def draw_drums(ax, grid: np.ndarray) -> None:
+def draw_drums(ax, grid: np.ndarray, label: str = "drums") -> None:
     ax.imshow(np.asarray(grid).T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
               extent=(0, rep.BASS_STEPS, -0.5, rep.DRUM_CLASSES - 0.5))
     ax.set_yticks([])
     ax.set_xticks([0, 16, 32, 48, 64])
     ax.tick_params(labelbottom=False, length=2)
-    ax.set_ylabel("drums", rotation=0, ha="right", va="center", fontsize=7)
+    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
 
 
 def piano_rolls(batch: dict, samples: dict, path: Path) -> None:
@@ -105,7 +105,7 @@ def piano_rolls(batch: dict, samples: dict, path: Path) -> None:
     rows = ["real"] + list(samples)
     fig, axes = plt.subplots(len(rows) + 1, n, figsize=(7.0, 0.62 * (len(rows) + 1) + 0.4), squeeze=False)
     for j in range(n):
-        draw_drums(axes[0, j], np.asarray(batch["drums"][j]))
+        draw_drums(axes[0, j], np.asarray(batch["drums"][j]), "drums" if j == 0 else "")
         axes[0, j].set_title(f"test loop {j + 1}", fontsize=8)
         for i, name in enumerate(rows):
             if name == "real":
