@@ -59,14 +59,14 @@ def model_params(section: dict, name: str, conditioning: list[str] | None = None
 
 
 def fingerprint(name: str, params: dict, model, train: dict, val: dict) -> str:
-    """Hash of what a resume file must match: params, data and the code of ``models/``."""
+    """Hash of what a resume file must match: params, data, the code of ``models/`` and this trainer."""
     h = hashlib.sha256(name.encode())
     h.update(json.dumps({k: v for k, v in params.items() if k not in NOT_HASHED}, sort_keys=True).encode())
     for split in (train, val):
         for key in DATA_KEYS:
             h.update(split[key].contiguous().numpy().tobytes())
     # every model file: models import each other's building blocks (cvae uses lstm's Seq2Seq)
-    for file in sorted(Path(inspect.getsourcefile(Conditioning)).parent.glob("*.py")):
+    for file in sorted(Path(inspect.getsourcefile(Conditioning)).parent.glob("*.py")) + [Path(__file__)]:
         h.update(Path(file).read_bytes())
     return h.hexdigest()
 
@@ -199,15 +199,14 @@ def train(
             reason = "max_minutes"
             break
         model.train()
-        sums, seen, out_of_time = defaultdict(float), 0, False
+        # The wall budget is checked between epochs only: a half epoch would make the
+        # result depend on machine speed (and a resumed run diverge from an uninterrupted one).
+        sums, seen = defaultdict(float), 0
         for batch in iterate_batches(train_data, int(params["batch_size"]), shuffle=True, generator=shuffle):
             size = batch_size_of(batch)
             for key, value in model.training_step(batch, optimizers, epoch).items():
                 sums[key] += value * size
             seen += size
-            if time.monotonic() - started > budget:
-                out_of_time = True
-                break
         val = validate(model, val_data)
         row = {"train_loss": sums.pop("loss") / seen, "val_loss": val, **{k: v / seen for k, v in sums.items()}}
         for key, value in row.items():
@@ -233,9 +232,6 @@ def train(
             },
             resume_path,
         )
-        if out_of_time:
-            reason = "max_minutes"
-            break
     else:
         if st["bad"] >= patience:
             reason = "early_stopping"
