@@ -206,9 +206,7 @@ def onset_stats(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     po, to = pred >= rep.ONSET_OFFSET, true >= rep.ONSET_OFFSET
     both = po & to
     same_pitch = both & (pred == true)
-    pc_pred = (rep.BASS_LOW + pred.astype(np.int64) - rep.ONSET_OFFSET) % 12
-    pc_true = (rep.BASS_LOW + true.astype(np.int64) - rep.ONSET_OFFSET) % 12
-    same_pc = both & (pc_pred == pc_true)
+    same_pc = both & (rep.token_pitch_classes(pred) == rep.token_pitch_classes(true))
     return np.stack([both.sum(1), same_pitch.sum(1), same_pc.sum(1), po.sum(1), to.sum(1)], axis=1).astype(float)
 
 
@@ -221,11 +219,6 @@ def pair_f1(a: np.ndarray, b: np.ndarray, pitch: bool = True) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- musical metrics
-
-
-def pitch_classes(tokens: np.ndarray) -> np.ndarray:
-    """Pitch class 0..11 of every token (meaningless where there is no onset)."""
-    return (rep.BASS_LOW + np.asarray(tokens, dtype=np.int64) - rep.ONSET_OFFSET) % 12
 
 
 def scale_mask(key: np.ndarray) -> np.ndarray:
@@ -264,7 +257,7 @@ def musical_stats(tokens: np.ndarray, drums: np.ndarray, key: np.ndarray, roll: 
     n = len(tokens)
     onset = tokens >= rep.ONSET_OFFSET
     n_on = onset.sum(1).astype(float)
-    pc = pitch_classes(tokens)
+    pc = rep.token_pitch_classes(tokens)
     in_scale = np.take_along_axis(scale_mask(key), np.where(onset, pc, 0), axis=1) & onset
     kick = np.repeat(np.asarray(drums)[:, :, rep.KICK] > 0, 2, axis=1)
     kick[:, 1::2] = False  # odd 32nd steps fall between 16ths: never on a kick

@@ -191,6 +191,11 @@ def roll_to_tokens(roll: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return tokens
 
 
+def token_pitch_classes(tokens: np.ndarray) -> np.ndarray:
+    """Pitch class 0..11 of every token (meaningless where there is no onset)."""
+    return (BASS_LOW + np.asarray(tokens, dtype=np.int64) - ONSET_OFFSET) % 12
+
+
 def token_onsets(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(steps, pitch indices) of the onsets in one token sequence ``[64]``."""
     tokens = np.asarray(tokens)

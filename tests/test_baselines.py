@@ -90,7 +90,7 @@ def test_root_on_kick_by_hand(train):
     g = rep.ONSET_OFFSET + (7 - rep.BASS_LOW) % 12 + 12 * model.octave
     expected = [g] + [rep.SUSTAIN] * 7 + [g] + [rep.SUSTAIN] * 55
     assert out[0].tolist() == expected
-    assert M.pitch_classes(np.array([g]))[0] == 7
+    assert rep.token_pitch_classes(np.array([g]))[0] == 7
 
 
 def test_silence_and_repaired(train):
