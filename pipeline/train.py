@@ -5,7 +5,9 @@
 Params: ``train.common`` merged with ``train.<model>``. Adam, seeded mini-batches,
 early stopping on the validation loss (mean token NLL per step; pix2pix: its own
 reconstruction loss) with ``patience``, a wall budget ``max_minutes`` counted over
-resumed runs too. Writes
+resumed runs too. ``epoch_pairs`` (0 = all) makes an epoch a fresh random draw of that
+many training pairs and ``max_val_pairs`` (0 = all) validates on a seeded subset: on the
+large corpus a full pass is longer than the budget. Writes
 
 * ``checkpoints/<model>.pt``: best epoch (``models.checkpoint.load_trained``);
 * ``checkpoints/<model>.resume.pt``: everything needed to continue after a kill
@@ -16,7 +18,8 @@ resumed runs too. Writes
 
 ``--tag`` runs the conditioning ablation: outputs go to ``checkpoints/ablation/<tag>``
 and ``dvclive/ablation/<tag>`` and the conditioning labels come from
-``train.ablation[<tag>]`` unless ``--conditioning`` is given.
+``train.ablation[<tag>]`` unless ``--conditioning`` is given; ``train.ablation_params``
+overrides params of those runs only.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +82,19 @@ def cap_pairs(data: dict, max_pairs: int, seed: int) -> dict:
         return data
     keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values
     return subset(data, keep)
+
+
+def epoch_batches(
+    data: dict, batch_size: int, epoch_pairs: int, generator: torch.Generator
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Shuffled mini-batches of one epoch: every pair (``epoch_pairs`` = 0), or the first
+    ``epoch_pairs`` of a fresh permutation. On the large corpus a full pass takes longer
+    than the wall budget; shorter epochs let early stopping and the budget act between them."""
+    order = torch.randperm(batch_size_of(data), generator=generator)
+    if epoch_pairs > 0:
+        order = order[:epoch_pairs]
+    for start in range(0, len(order), batch_size):
+        yield subset(data, order[start : start + batch_size])
 
 
 def unigram_entropy(tokens: torch.Tensor) -> float:
@@ -158,6 +175,7 @@ def train(
     np.random.seed(seed)
     torch.manual_seed(seed)
     train_data = cap_pairs(train_data, int(params.get("max_train_pairs", 0)), seed)
+    val_data = cap_pairs(val_data, int(params.get("max_val_pairs", 0)), seed + 1)
     if batch_size_of(train_data) == 0 or batch_size_of(val_data) == 0:
         raise SystemExit(f"cannot train {name}: the train or validation split is empty")
     model = build(name, params, info)
@@ -202,7 +220,8 @@ def train(
         # The wall budget is checked between epochs only: a half epoch would make the
         # result depend on machine speed (and a resumed run diverge from an uninterrupted one).
         sums, seen = defaultdict(float), 0
-        for batch in iterate_batches(train_data, int(params["batch_size"]), shuffle=True, generator=shuffle):
+        epoch_pairs = int(params.get("epoch_pairs", 0))
+        for batch in epoch_batches(train_data, int(params["batch_size"]), epoch_pairs, shuffle):
             size = batch_size_of(batch)
             for key, value in model.training_step(batch, optimizers, epoch).items():
                 sums[key] += value * size
@@ -273,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"unknown ablation tag {args.tag!r}; params.yaml train.ablation has {', '.join(ablation)}")
         conditioning = ablation[args.tag]
     params = model_params(section, args.model, conditioning)
+    if args.tag is not None:  # e.g. a smaller epoch budget for the four ablation runs
+        params.update(plain(section.get("ablation_params") or {}))
     tensors = Path(args.tensors)
     if not (tensors / "train.npz").exists():
         sys.exit(f"no tensors in {tensors}: run `dvc repro tensorize` first")

@@ -155,3 +155,17 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     os.remove(tmp_path / "metrics/per_example.parquet")
     evaluate.main()  # same params -> same metrics
     assert {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))} == first
+
+
+def test_cap_per_song_keeps_every_song_and_at_most_cap_pairs():
+    from pipeline import evaluate
+
+    test = dnb_data.synthetic_split(40, seed=3)
+    test["song"] = torch.tensor([0] * 10 + [1] * 2 + [2] * 28)
+    capped = evaluate.cap_per_song(test, 3, seed=0)
+    assert torch.bincount(capped["song"]).tolist() == [3, 2, 3]
+    assert bool((capped["song"][1:] >= capped["song"][:-1]).all())  # order kept
+    again = evaluate.cap_per_song(test, 3, seed=0)
+    assert torch.equal(again["tokens"], capped["tokens"])
+    assert not torch.equal(evaluate.cap_per_song(test, 3, seed=1)["tokens"], capped["tokens"])
+    assert evaluate.cap_per_song(test, 0, seed=0) is test and evaluate.cap_per_song(test, 28, seed=0) is test

@@ -18,11 +18,12 @@ ODD = "/data/my corpus,v2/it's=ok.tar.gz"  # blank, comma (a Hydra sweep), quote
 
 
 def test_overrides_are_exact():
-    assert profile.overrides("large", ODD) == [
-        "++train.common.max_minutes=20.0",
-        "++train.common.max_train_pairs=200000",
-        "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'",
-    ]
+    lines = profile.overrides("large", ODD)
+    assert lines[:3] == ["++train.common.threads=1", "++train.common.max_minutes=20.0",
+                         "++train.common.max_train_pairs=0"]
+    assert "++train.ablation_params.max_epochs=3" in lines and "++evaluate.max_pairs_per_song=8" in lines
+    assert lines[-1] == "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'"
+    assert len(lines) == len(profile.PROFILES["large"]) + 1
     assert profile.overrides("large", "rel/dir", corpus_name="lakh")[-1] == f"++extract.corpora.lakh='{ROOT}/rel/dir'"
     assert profile.hydra_value([1, "a b", True]) == "[1,'a b',true]"
     with pytest.raises(KeyError, match="unknown profile"):
@@ -36,10 +37,11 @@ def test_lines_survive_xargs_and_dvc_set_param(tmp_path):
         [sys.executable, "-m", "dnb.profile", "large", "--corpus", str(corpus)],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
-    assert len(printed.splitlines()) == 3 and all(line.startswith("-S ") for line in printed.splitlines())
+    n = len(profile.PROFILES["large"]) + 1
+    assert len(printed.splitlines()) == n and all(line.startswith("-S ") for line in printed.splitlines())
     echo = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
     argv = json.loads(subprocess.run(["xargs", *echo], input=printed, capture_output=True, text=True).stdout)
-    assert argv[0::2] == ["-S"] * 3 and argv[1::2] == profile.overrides("large", str(corpus))
+    assert argv[0::2] == ["-S"] * n and argv[1::2] == profile.overrides("large", str(corpus))
 
     from dvc.utils.hydra import apply_overrides
 
@@ -51,10 +53,14 @@ def test_lines_survive_xargs_and_dvc_set_param(tmp_path):
         after = yaml.safe_load(params.read_text())
         assert after["extract"]["corpora"] == before["extract"]["corpora"] | {"ultimate": str(corpus)}
         assert after["train"]["common"]["max_minutes"] == 20.0
-        assert after["train"]["common"]["max_train_pairs"] == 200_000
+        assert after["train"]["common"]["epoch_pairs"] == 20_000
+        assert after["train"]["ablation_params"] == {"max_epochs": 3}
+        assert after["train"]["transformer"]["max_epochs"] == 6
+        assert after["train"]["transformer"]["d_model"] == before["train"]["transformer"]["d_model"]
+        assert after["evaluate"]["max_pairs_per_song"] == 8
         assert after["train"]["common"]["batch_size"] == before["train"]["common"]["batch_size"]
-        assert {k: v for k, v in after.items() if k not in ("extract", "train")} == {
-            k: v for k, v in before.items() if k not in ("extract", "train")
+        assert {k: v for k, v in after.items() if k not in ("extract", "train", "evaluate")} == {
+            k: v for k, v in before.items() if k not in ("extract", "train", "evaluate")
         }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import yaml
 
-from dnb.data import FIELDS, synthetic_split
+from dnb.data import FIELDS, iterate_batches, synthetic_split
 from models import DataInfo
 from models.checkpoint import load_trained, read_checkpoint
 from pipeline import train as trainer
@@ -103,6 +103,22 @@ def test_cap_pairs_and_unigram_entropy():
     assert abs(trainer.unigram_entropy(tokens) - (-0.25 * math.log(0.25) * 2 - 0.5 * math.log(0.5))) < 1e-12
 
 
+def test_epoch_batches_draw_epoch_pairs_or_a_full_pass():
+    def drawn(epoch_pairs, seed):
+        gen = torch.Generator().manual_seed(seed)
+        return [b["tokens"] for b in trainer.epoch_batches(TRAIN, 16, epoch_pairs, gen)]
+
+    full = drawn(0, 0)
+    assert [len(b) for b in full] == [16, 16, 16]
+    assert sorted(map(tuple, torch.cat(full).tolist())) == sorted(map(tuple, TRAIN["tokens"].tolist()))
+    gen = torch.Generator().manual_seed(0)  # a full pass is the old shuffled iteration, batch for batch
+    old = [b["tokens"] for b in iterate_batches(TRAIN, 16, shuffle=True, generator=gen)]
+    assert all(torch.equal(a, b) for a, b in zip(full, old, strict=True))
+    short = drawn(20, 0)
+    assert [len(b) for b in short] == [16, 4] and torch.equal(torch.cat(short), torch.cat(full)[:20])
+    assert not torch.equal(torch.cat(drawn(20, 1)), torch.cat(short))
+
+
 def test_cli_ablation_tag_reads_its_conditioning(tmp_path, monkeypatch):
     tensors = tmp_path / "data/tensors"
     tensors.mkdir(parents=True)
@@ -113,13 +129,15 @@ def test_cli_ablation_tag_reads_its_conditioning(tmp_path, monkeypatch):
         "common": {**PARAMS, "max_epochs": 1},
         "ffnn": {"hidden": 16},
         "ablation": {"none": [], "key": ["tempo", "program", "key"]},
+        "ablation_params": {"hidden": 8},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": section}))
     monkeypatch.chdir(tmp_path)
     trainer.main(["ffnn", "--tag", "key"])
     ckpt = read_checkpoint(tmp_path / "checkpoints/ablation/key.pt")
-    assert ckpt["params"]["conditioning"] == ["tempo", "program", "key"] and ckpt["params"]["hidden"] == 16
+    assert ckpt["params"]["conditioning"] == ["tempo", "program", "key"] and ckpt["params"]["hidden"] == 8
     assert ckpt["info"]["genre_names"] == ["a", "b", "c"]
     assert (tmp_path / "dvclive/ablation/key/plots/metrics/val_loss.tsv").exists()
     trainer.main(["ffnn"])
-    assert read_checkpoint(tmp_path / "checkpoints/ffnn.pt")["params"]["conditioning"] == ["tempo", "key"]
+    plain_run = read_checkpoint(tmp_path / "checkpoints/ffnn.pt")["params"]
+    assert plain_run["conditioning"] == ["tempo", "key"] and plain_run["hidden"] == 16  # no ablation override
