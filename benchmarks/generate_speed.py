@@ -11,6 +11,7 @@ architecture built from params.yaml (speed does not depend on the weights).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -55,8 +56,10 @@ def untrained_checkpoint(name: str, folder: Path) -> None:
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
+    # this work tree's code first: an editable install may point at another checkout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr[-1000:]}")
     return time.perf_counter() - start
@@ -83,7 +86,7 @@ def main() -> None:
         reference = statistics.median(timed([sys.executable, "-c", "import torch"], tmp) for _ in range(args.repeat))
         print(f"reference  python -c 'import torch': {reference:.2f} s")
         print(f"{'model':<10} {'median s':>9} {'x import torch':>15}   ({args.bars} bars, {args.repeat} runs)")
-        classifier = ROOT / "data" / "genre_classifier.joblib"
+        classifier = ROOT / "data" / "genre_classifier.npz"
         for name in MODELS:
             cmd = [sys.executable, "-m", "dnb.cli", "generate", str(drums), "--model", name,
                    "--checkpoint-dir", str(ckpt), "--classifier", str(classifier), "--out", str(tmp / f"{name}.mid")]

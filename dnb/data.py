@@ -1,18 +1,8 @@
 """Loading the tensorized splits as torch batches (the format every model consumes).
 
-``data/tensors/<split>.npz`` (written by ``pipeline/tensorize.py``) holds::
-
-    drums   uint8   [N, 32, 14]
-    roll    uint8   [N, 64, 36]
-    tokens  uint8   [N, 64]
-    tempo   float32 [N]   log2(bpm / 120)
-    program int64   [N]   0..8
-    key     int64   [N]   0..23
-    genre   int64   [N]   index into meta.json "genres"
-    song    int64   [N]   index into meta.json "songs" (song-level bootstrap)
-
-``data/tensors/meta.json`` holds ``genres``, ``keys``, ``songs`` (content hashes) and
-the split sizes.
+The split files ``data/tensors/<split>.npz`` are written and read by ``dnb.tensors``
+(fields and dtypes documented there); ``data/tensors/meta.json`` holds ``genres``,
+``keys``, ``songs`` (content hashes) and the split sizes.
 """
 
 from __future__ import annotations
@@ -25,9 +15,8 @@ import numpy as np
 import torch
 
 from dnb import representation as rep
+from dnb.tensors import FIELDS, STORED, read_split, write_split  # noqa: F401  (re-exported)
 from models import DataInfo
-
-FIELDS = ("drums", "roll", "tokens", "tempo", "program", "key", "genre", "song")
 
 
 def to_batch(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -46,8 +35,7 @@ def to_batch(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 def load_split(tensor_dir: str | Path, split: str) -> dict[str, torch.Tensor]:
     """One split as a single batch dict of tensors."""
-    with np.load(Path(tensor_dir) / f"{split}.npz") as data:
-        return to_batch({k: data[k] for k in FIELDS})
+    return to_batch(read_split(Path(tensor_dir) / f"{split}.npz"))
 
 
 def load_meta(tensor_dir: str | Path) -> dict:

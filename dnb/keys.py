@@ -41,14 +41,14 @@ DEFAULT_PROFILE = "krumhansl_kessler"
 def pitch_class_histogram(score) -> np.ndarray:
     """Duration-weighted (in quarter notes) pitch-class histogram ``[12]`` of every
     pitched, non-drum note of a symusic ``Score`` in tick time."""
-    hist = np.zeros(12, dtype=np.float64)
     tpq = max(int(score.tpq), 1)
-    for track in score.tracks:
-        if track.is_drum or not len(track.notes):
-            continue
-        notes = track.notes.numpy()
-        np.add.at(hist, notes["pitch"].astype(np.int64) % 12, notes["duration"].astype(np.float64) / tpq)
-    return hist
+    notes = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not notes:
+        return np.zeros(12, dtype=np.float64)
+    pitch = np.concatenate([n["pitch"] for n in notes]).astype(np.int64)
+    duration = np.concatenate([n["duration"] for n in notes]).astype(np.float64)
+    # one bincount over all tracks adds the notes in the same order as a running sum would
+    return np.bincount(pitch % 12, weights=duration / tpq, minlength=12)
 
 
 def key_templates(profile: str = DEFAULT_PROFILE) -> np.ndarray:

@@ -44,6 +44,7 @@ REST = 0
 SUSTAIN = 1
 ONSET_OFFSET = 2
 VOCAB_SIZE = ONSET_OFFSET + BASS_PITCHES  # 38
+ROLL_BYTES = -(-BASS_PITCHES // 8)  # bytes per step of the bit-packed onset roll on disk (5)
 
 DRUM_CLASS_NAMES = [
     "kick",
@@ -163,6 +164,23 @@ def tokens_to_roll(tokens: np.ndarray) -> np.ndarray:
     return roll.reshape(tokens.shape + (BASS_PITCHES,))
 
 
+def tokens_to_packed_roll(tokens: np.ndarray) -> np.ndarray:
+    """The onset roll of ``tokens_to_roll`` bit-packed along pitch (``np.packbits``
+    order): ``[..., 64, 5]`` uint8, 7x smaller on disk; ``unpack_roll`` inverts it."""
+    tokens = np.asarray(tokens)
+    flat = tokens.reshape(-1).astype(np.int64)
+    packed = np.zeros((flat.size, ROLL_BYTES), dtype=np.uint8)
+    onsets = np.flatnonzero(flat >= ONSET_OFFSET)
+    pitch = flat[onsets] - ONSET_OFFSET
+    packed[onsets, pitch // 8] = (128 >> (pitch % 8)).astype(np.uint8)
+    return packed.reshape(tokens.shape + (ROLL_BYTES,))
+
+
+def unpack_roll(packed: np.ndarray) -> np.ndarray:
+    """``[..., 64, 36]`` uint8 onset roll from ``tokens_to_packed_roll``'s bytes."""
+    return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1, count=BASS_PITCHES)
+
+
 def transpose_tokens(tokens: np.ndarray, semitones: int | np.ndarray) -> np.ndarray:
     """Shift the onset pitches of tokens ``[..., 64]`` by ``semitones`` (one int, or
     one shift per sequence, shape ``tokens.shape[:-1]``) and fold them back into the
@@ -245,10 +263,11 @@ def pick_tracks(score):
     """(drum tracks, bass track or None, bass is GM program): drums = every
     ``is_drum`` track; bass = the busiest GM 32-39 track, else the busiest track
     whose name says bass."""
-    drums = [t for t in score.tracks if t.is_drum and len(t.notes)]
-    gm = [t for t in score.tracks if is_bass_track(t)[1] and len(t.notes)]
-    named = [t for t in score.tracks if is_bass_track(t)[0] and len(t.notes)]
-    pool = gm or named
+    tracks = [t for t in score.tracks if len(t.notes)]
+    drums = [t for t in tracks if t.is_drum]
+    flags = [is_bass_track(t) for t in tracks]
+    gm = [t for t, (_, is_gm) in zip(tracks, flags) if is_gm]
+    pool = gm or [t for t, (is_bass, _) in zip(tracks, flags) if is_bass]
     bass = max(pool, key=lambda t: len(t.notes)) if pool else None
     return drums, bass, bool(gm)
 

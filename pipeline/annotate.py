@@ -5,10 +5,12 @@
 * Style: a drums-only classifier trained on the Groove MIDI Dataset (4/4 files,
   2-bar windows, primary style = text before '/', rare styles merged into "other"),
   model picked on the official validation split and reported on its test split
-  beside the majority-class baseline; it then labels every pair's drum grid.
+  beside the majority-class baseline; it is then exported to numpy arrays
+  (``dnb.genre.export_forest``) and that export labels every pair's drum grid, the
+  same prediction code as ``dnb generate``.
 
 Outputs: ``data/interim/annotations.parquet`` (row-aligned with pairs.parquet),
-``data/genre_classifier.joblib`` (see ``dnb.genre``) and ``data/annotate_report.json``.
+``data/genre_classifier.npz`` (see ``dnb.genre``) and ``data/annotate_report.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import yaml
@@ -98,7 +99,8 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 def train_classifier(grids: np.ndarray, styles: pd.Series, splits: pd.Series, min_windows: int, seed: int):
     """(bundle for ``dnb.genre``, report): candidates fitted on train, the best
-    validation macro-F1 kept (ties: accuracy, then listing order), scored on test."""
+    validation macro-F1 kept (ties: accuracy, then listing order), scored on test,
+    exported to arrays and checked to predict exactly as sklearn on every window."""
     is_train = (splits == "train").to_numpy()
     labels = merge_rare_styles(styles, is_train, min_windows)
     classes = sorted(labels.unique())
@@ -137,7 +139,10 @@ def train_classifier(grids: np.ndarray, styles: pd.Series, splits: pd.Series, mi
         "n_windows": {s: int(part[s].sum()) for s in SPLITS},
         "merged_into_other": sorted(set(styles) - set(classes)),
     }
-    return {"model": model, "classes": classes, "feature_version": genre.FEATURE_VERSION}, report
+    bundle = genre.export_forest(model, classes)
+    if not np.array_equal(genre.forest_predict(bundle, x), model.predict(x)):  # e.g. a new sklearn tree format
+        raise RuntimeError("the exported genre classifier disagrees with scikit-learn on the Groove windows")
+    return bundle, report
 
 
 def song_keys(songs: pd.DataFrame) -> pd.DataFrame:
@@ -205,7 +210,7 @@ def main() -> None:
     t2 = time.perf_counter()
 
     annotations.to_parquet(INTERIM / "annotations.parquet", index=False)
-    joblib.dump(bundle, "data/genre_classifier.joblib", compress=3)
+    genre.save_classifier(bundle, "data/genre_classifier.npz")
     report = {
         "classifier": classifier,
         "pairs": len(pairs),

@@ -220,6 +220,7 @@ def evaluate_one(name: str, kind: str, gen, test: dict, params: dict, reference:
         "status": "ok",
         "n_test_pairs": int(len(song)),
         "n_test_songs": int(len(np.unique(song))),
+        "max_pairs_per_song": int(params.get("max_pairs_per_song", 0)),
         "perplexity_is_bound": bool(getattr(gen, "nll_is_bound", False)),
         "metrics": summarise_all(stats, song, params),
         "reference": reference,

@@ -46,8 +46,7 @@ def load_loops(tensor_dir: Path, n: int, seed: int) -> dict | None:
 
     with np.load(path) as split:
         index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed)
-        arrays = {k: split[k][index] for k in data.FIELDS}
-    return data.to_batch(arrays)
+    return data.to_batch(data.read_split(path, index))
 
 
 def sample_models(names: list[str], batch: dict, checkpoint_dir: Path, seed: int, temperature: float = 1.0) -> dict:

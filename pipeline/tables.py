@@ -329,6 +329,38 @@ def skip_sentence(extract: dict) -> str:
     return latex_escape(text)
 
 
+CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
+    "freedoom": r"the music of the Freedoom project~\citep{freedoom}",
+    "ultimate": r"the Ultimate MIDI collection of popular songs in six genre folders~\citep{ultimatemidi}",
+}
+
+
+def corpus_sentence(extract: dict) -> str:
+    """Which corpora the pairs come from, with their file counts."""
+    files = extract.get("files_by_corpus") or {}
+    pairs = extract.get("pairs_by_corpus") or {}
+    names = list(extract.get("corpora") or files)
+    if not names:
+        return "The corpus is not known (no extraction report)."
+    parts = [f"{CORPUS_TEXT.get(n, 'the corpus ' + latex_escape(n))} ({files.get(n, 0):,} files, "
+             f"{pairs.get(n, 0):,} pairs)" for n in names]
+    return "The pairs come from " + join(parts) + "."
+
+
+def evaluation_sentence(results: dict, stats: dict) -> str:
+    """How many test pairs the evaluation used: all, or a seeded few per song."""
+    first = next(iter(list(results["models"].values()) + list(results["baselines"].values())), {})
+    used, songs = first.get("n_test_pairs"), first.get("n_test_songs")
+    total = (stats.get("pairs_per_split") or {}).get("test")
+    if used is None or total is None or used >= total:
+        return "Every pair of the test split is evaluated."
+    cap = first.get("max_pairs_per_song")
+    few = f"at most {cap} pairs" if cap else "a fixed maximum number of pairs"
+    return (f"Sampling every autoregressive model on all {total:,} test pairs would take longer than training it, "
+            f"so every system is evaluated on the same seeded subset of {few} of each test song: "
+            f"{used:,} pairs covering all {songs:,} test songs, which the song bootstrap resamples.")
+
+
 # --------------------------------------------------------------------------- data tables
 
 
@@ -416,6 +448,9 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["bestBleu"] = number(max(bleus) if bleus else None, 3)
     out["leadSentence"] = lead_sentence(results)
     out["skipSentence"] = skip_sentence(extract)
+    out["corpusSentence"] = corpus_sentence(extract)
+    out["evaluationSentence"] = evaluation_sentence(results, stats)
+    out["largeCorpus"] = "1" if (extract.get("pairs_kept") or 0) > 100_000 else "0"
     out["genreClassifier"] = latex_escape(str(clf.get("chosen", "n/a")))
     out["pixSentence"] = pix_sentence(results)
     out["ablationSentence"] = ablation_sentence(results)

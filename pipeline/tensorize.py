@@ -21,6 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from dnb import representation as rep
+from dnb import tensors as split_files
 
 SPLITS = ("train", "val", "test")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -108,10 +109,9 @@ def load_inputs(interim: Path, classifier: Path) -> tuple[dict, pd.DataFrame, li
     frame["style_index"] = notes["style_index"].to_numpy()
     if classifier.suffix == ".json":  # the annotate report lists the classes: no sklearn import (~4 s)
         classes = json.loads(classifier.read_text())["classifier"]["classes"]
-    else:
-        import joblib
-
-        classes = joblib.load(classifier)["classes"]
+    else:  # data/genre_classifier.npz (dnb.genre): plain arrays, no pickle
+        with np.load(classifier, allow_pickle=False) as bundle:
+            classes = bundle["classes"].tolist()
     return arrays, frame, [str(g) for g in classes]
 
 
@@ -144,7 +144,6 @@ def split_arrays(drums, tokens, bpm, program, key, genre, song) -> dict[str, np.
     tokens = np.ascontiguousarray(tokens, dtype=np.uint8)
     return {
         "drums": np.ascontiguousarray(drums, dtype=np.uint8),
-        "roll": rep.tokens_to_roll(tokens),
         "tokens": tokens,
         "tempo": rep.normalise_tempo(bpm),
         "program": np.asarray(program, dtype=np.int64),
@@ -163,13 +162,7 @@ def augment(arrays: dict[str, np.ndarray], shifts: list[int]) -> dict[str, np.nd
     reps = 1 + len(shifts)
     tiled = {k: np.concatenate([arrays[k]] * reps) for k in ("drums", "tempo", "program", "genre", "song")}
     tokens = np.concatenate(tokens)
-    return tiled | {"tokens": tokens, "roll": rep.tokens_to_roll(tokens), "key": np.concatenate(keys)}
-
-
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Uncompressed npz in the field order of ``dnb.data.FIELDS`` (zip entries carry
-    numpy's fixed 1980 timestamp, so equal arrays give equal bytes)."""
-    np.savez(path, **{k: arrays[k] for k in ("drums", "roll", "tokens", "tempo", "program", "key", "genre", "song")})
+    return tiled | {"tokens": tokens, "key": np.concatenate(keys)}
 
 
 # --------------------------------------------------------------------------- stats
@@ -310,7 +303,7 @@ def run(
         )
         if name == "train":
             out = augment(out, shifts)
-        save_npz(tensor_dir / f"{name}.npz", out)
+        split_files.write_split(tensor_dir / f"{name}.npz", out)
         stats["splits"][name] = split_stats(out, genres, corpora, folders, song_corpus, song_folder)
         written[name] = out
 

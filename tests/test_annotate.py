@@ -3,7 +3,6 @@ patterns (plus seeded noise), a rare style, a 3/4 file and a missing file."""
 
 import json
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,7 +96,7 @@ def test_stage_writes_the_contract(stage_dir):
     annotate.main()
     ann = pd.read_parquet(stage_dir / "data/interim/annotations.parquet")
     report = json.loads((stage_dir / "data/annotate_report.json").read_text())
-    bundle = joblib.load(stage_dir / "data/genre_classifier.joblib")
+    bundle = genre.load_classifier(stage_dir / "data/genre_classifier.npz")
 
     assert list(ann.columns) == ["key", "key_name", "key_confidence", "style", "style_index"]
     assert len(ann) == 7
@@ -136,7 +135,9 @@ def test_stage_is_deterministic(stage_dir):
     annotate.main()
     first = pd.read_parquet(stage_dir / "data/interim/annotations.parquet")
     scores = json.loads((stage_dir / "data/annotate_report.json").read_text())["classifier"]["candidates"]
+    forest = (stage_dir / "data/genre_classifier.npz").read_bytes()
     annotate.main()
+    assert (stage_dir / "data/genre_classifier.npz").read_bytes() == forest
     pd.testing.assert_frame_equal(first, pd.read_parquet(stage_dir / "data/interim/annotations.parquet"))
     again = json.loads((stage_dir / "data/annotate_report.json").read_text())["classifier"]["candidates"]
     assert {n: s["val_macro_f1"] for n, s in scores.items()} == {n: s["val_macro_f1"] for n, s in again.items()}

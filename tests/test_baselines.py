@@ -108,7 +108,7 @@ def _write_split(root, n, seed):
     split = dnb_data.synthetic_split(n, seed=seed)
     arrays = {k: v.numpy() for k, v in split.items()}
     arrays["song"] = arrays["song"] + seed * 1000
-    np.savez(root / "data/tensors" / ("train.npz" if seed == 0 else "test.npz"), **arrays)
+    dnb_data.write_split(root / "data/tensors" / ("train.npz" if seed == 0 else "test.npz"), arrays)
 
 
 def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):

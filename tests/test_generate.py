@@ -1,5 +1,6 @@
 """`dnb generate` end to end on a drum file that is in no corpus, with a tiny trained checkpoint."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,10 +14,11 @@ import torch
 
 from dnb import cli
 from dnb import representation as rep
-from dnb.data import synthetic_split
+from dnb.data import synthetic_split, write_split
 from models import DataInfo, build
 from models.checkpoint import save_checkpoint
 
+REPO = Path(__file__).resolve().parents[1]
 BPM = 100.0
 BAR = 4 * 60.0 / BPM  # seconds per 4/4 bar
 
@@ -71,7 +73,9 @@ def setup(tmp_path_factory) -> Path:
 def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "dnb"
     head = [str(script)] if script.exists() else [sys.executable, "-m", "dnb.cli"]
-    return subprocess.run(head + ["generate", *args], cwd=root, capture_output=True, text=True, timeout=120)
+    # this work tree's code, whatever checkout the editable install points at
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(head + ["generate", *args], cwd=root, capture_output=True, text=True, timeout=120, env=env)
 
 
 def notes_of(pm: pretty_midi.PrettyMIDI, drum: bool) -> list[tuple]:
@@ -104,7 +108,7 @@ def test_generate_keeps_drums_and_fills_every_window(setup):
 def test_generate_k_samples_key_and_wav(setup, capsys):
     wav = shutil.which("fluidsynth") is not None
     args = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--samples", "2", "--key", "F#m",
-            "--checkpoint-dir", str(setup / "checkpoints"), "--classifier", str(setup / "none.joblib"),
+            "--checkpoint-dir", str(setup / "checkpoints"), "--classifier", str(setup / "none.npz"),
             "--out", str(setup / "k" / "x.mid"), "--temperature", "1.5"]
     if wav:
         args += ["--wav", str(setup / "k" / "x.wav")]
@@ -189,7 +193,7 @@ def test_generate_with_a_baseline_fitted_on_the_training_split(setup, tmp_path):
     tensors = tmp_path / "tensors"
     tensors.mkdir()
     split = synthetic_split(64, seed=1)
-    np.savez(tensors / "train.npz", **{k: v.numpy() for k, v in split.items()})
+    write_split(tensors / "train.npz", {k: v.numpy() for k, v in split.items()})
     (tensors / "meta.json").write_text('{"genres": ["funk", "rock", "jazz"]}')
     args = ["generate", str(setup / "drums.mid"), "--model", "knn", "--tensors", str(tensors), "--genre", "jazz",
             "--out", str(tmp_path / "knn.mid")]

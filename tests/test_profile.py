@@ -21,7 +21,7 @@ def test_overrides_are_exact():
     lines = profile.overrides("large", ODD)
     assert lines[:3] == ["++train.common.threads=1", "++train.common.max_minutes=20.0",
                          "++train.common.max_train_pairs=0"]
-    assert "++train.ablation_params.max_epochs=3" in lines and "++evaluate.max_pairs_per_song=8" in lines
+    assert "++train.ablation_params.max_epochs=2" in lines and "++evaluate.max_pairs_per_song=8" in lines
     assert lines[-1] == "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'"
     assert len(lines) == len(profile.PROFILES["large"]) + 1
     assert profile.overrides("large", "rel/dir", corpus_name="lakh")[-1] == f"++extract.corpora.lakh='{ROOT}/rel/dir'"
@@ -54,7 +54,7 @@ def test_lines_survive_xargs_and_dvc_set_param(tmp_path):
         assert after["extract"]["corpora"] == before["extract"]["corpora"] | {"ultimate": str(corpus)}
         assert after["train"]["common"]["max_minutes"] == 20.0
         assert after["train"]["common"]["epoch_pairs"] == 20_000
-        assert after["train"]["ablation_params"] == {"max_epochs": 3}
+        assert after["train"]["ablation_params"] == {"max_epochs": 2}
         assert after["train"]["transformer"]["max_epochs"] == 6
         assert after["train"]["transformer"]["d_model"] == before["train"]["transformer"]["d_model"]
         assert after["evaluate"]["max_pairs_per_song"] == 8

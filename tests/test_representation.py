@@ -161,3 +161,15 @@ def test_grid_to_midi_to_grid_is_identity(seed: int):
     np.testing.assert_array_equal(win.drums, drums)
     np.testing.assert_array_equal(win.tokens, tokens)
     np.testing.assert_allclose(win.bpm, bpm, rtol=1e-5)
+
+
+def test_packed_roll_is_the_roll_bit_for_bit():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, rep.VOCAB_SIZE, (50, rep.BASS_STEPS)).astype(np.uint8)
+    tokens[:, :3] = [rep.ONSET_OFFSET, rep.ONSET_OFFSET + 35, rep.ONSET_OFFSET + 8]  # lowest, highest, byte edge
+    packed = rep.tokens_to_packed_roll(tokens)
+    assert packed.shape == (50, 64, 5) and packed.dtype == np.uint8
+    assert np.array_equal(packed, np.packbits(rep.tokens_to_roll(tokens), axis=-1))
+    assert np.array_equal(rep.unpack_roll(packed), rep.tokens_to_roll(tokens))
+    assert packed[0, 0].tolist() == [128, 0, 0, 0, 0] and packed[0, 1].tolist() == [0, 0, 0, 0, 16]
+    assert packed[0, 2].tolist() == [0, 128, 0, 0, 0]

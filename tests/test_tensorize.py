@@ -8,7 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,7 +70,7 @@ def make_interim(root: Path, songs: list[str], windows: int = 4, seed: int = 0) 
     np.savez(root / "pairs.npz", drums=drums, tokens=tokens)
     frame.to_parquet(root / "pairs.parquet", index=False)
     notes.to_parquet(root / "annotations.parquet", index=False)
-    joblib.dump({"classes": GENRES, "model": None, "feature_version": 1}, root / "classifier.joblib")
+    np.savez(root / "classifier.npz", classes=np.array(GENRES), feature_version=1)
     return {"drums": drums, "tokens": tokens, "frame": frame, "key": notes["key"].to_numpy()}
 
 
@@ -79,7 +78,7 @@ def run(root: Path, out: Path, params: dict | None = None, figure: bool = False)
     return tensorize.run(
         params or PARAMS,
         interim=root,
-        classifier=root / "classifier.joblib",
+        classifier=root / "classifier.npz",
         tensor_dir=out / "tensors",
         stats_path=out / "stats.json",
         figure_path=out / "pairs.png" if figure else None,
@@ -90,7 +89,8 @@ def load(out: Path) -> tuple[dict, dict]:
     splits = {}
     for name in tensorize.SPLITS:
         with np.load(out / "tensors" / f"{name}.npz") as f:
-            splits[name] = {k: f[k] for k in f.files}
+            assert tuple(f.files) == data.STORED
+        splits[name] = data.read_split(out / "tensors" / f"{name}.npz")
     return splits, json.loads((out / "tensors" / "meta.json").read_text())
 
 

@@ -5,11 +5,10 @@ import json
 import math
 import shutil
 
-import numpy as np
 import torch
 import yaml
 
-from dnb.data import FIELDS, iterate_batches, synthetic_split
+from dnb.data import FIELDS, iterate_batches, synthetic_split, write_split
 from models import DataInfo
 from models.checkpoint import load_trained, read_checkpoint
 from pipeline import train as trainer
@@ -123,7 +122,7 @@ def test_cli_ablation_tag_reads_its_conditioning(tmp_path, monkeypatch):
     tensors = tmp_path / "data/tensors"
     tensors.mkdir(parents=True)
     for split, data in (("train", TRAIN), ("val", VAL)):
-        np.savez(tensors / f"{split}.npz", **{k: data[k].numpy() for k in FIELDS})
+        write_split(tensors / f"{split}.npz", {k: data[k].numpy() for k in FIELDS})
     (tensors / "meta.json").write_text(json.dumps({"genres": ["a", "b", "c"], "keys": [], "songs": []}))
     section = {
         "common": {**PARAMS, "max_epochs": 1},
