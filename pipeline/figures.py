@@ -44,9 +44,9 @@ def load_loops(tensor_dir: Path, n: int, seed: int) -> dict | None:
         return None
     from dnb import data
 
-    with np.load(path) as split:
-        index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed)
-    return data.to_batch(data.read_split(path, index))
+    split = data.read_split(path)
+    index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed)
+    return data.to_batch({k: v[index] for k, v in split.items()})
 
 
 def sample_models(names: list[str], batch: dict, checkpoint_dir: Path, seed: int, temperature: float = 1.0) -> dict:
