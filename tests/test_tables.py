@@ -150,3 +150,21 @@ def test_skip_sentence_lists_reasons_by_count():
         "Files left out: 11 without a 4/4 window, 10 without a bass track, 1 weird reason. "
         "Windows dropped: 373 sparse.")
     assert tables.skip_sentence({}) == "The extraction report is not available."
+
+
+def test_corpus_and_evaluation_sentences():
+    extract = {"corpora": {"freedoom": "data/raw/freedoom", "ultimate": "/x.tar.gz", "my_set": "/y"},
+               "files_by_corpus": {"freedoom": 112, "ultimate": 14697, "my_set": 3},
+               "pairs_by_corpus": {"freedoom": 2995, "ultimate": 469344}}
+    text = tables.corpus_sentence(extract)
+    assert text.startswith("The pairs come from the music of the Freedoom project~\\citep{freedoom} (112 files, 2,995")
+    assert "\\citep{ultimatemidi} (14,697 files, 469,344 pairs) and the corpus my\\_set (3 files, 0 pairs)." in text
+    assert tables.corpus_sentence({}) == "The corpus is not known (no extraction report)."
+    results = {"models": {"x": {"n_test_pairs": 12000, "n_test_songs": 1604, "max_pairs_per_song": 8}},
+               "baselines": {}}
+    stats = {"pairs_per_split": {"test": 73315}}
+    sentence = tables.evaluation_sentence(results, stats)
+    assert "all 73,315 test pairs" in sentence
+    assert "at most 8 pairs of each test song: 12,000 pairs covering all 1,604" in sentence
+    results["models"]["x"]["n_test_pairs"] = 73315
+    assert tables.evaluation_sentence(results, stats) == "Every pair of the test split is evaluated."
