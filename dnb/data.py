@@ -56,12 +56,19 @@ def subset(batch: dict[str, torch.Tensor], index) -> dict[str, torch.Tensor]:
 
 
 def iterate_batches(
-    data: dict[str, torch.Tensor], batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    data: dict[str, torch.Tensor],
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    limit: int = 0,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Mini-batches of a split; shuffled with ``generator`` for reproducibility."""
+    """Mini-batches of a split; shuffled with ``generator`` for reproducibility. ``limit``
+    > 0 stops after that many pairs (with shuffling: a fresh random draw of that many)."""
     n = batch_size_of(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
+    if limit > 0:
+        order = order[:limit]
+    for start in range(0, len(order), batch_size):
         yield subset(data, order[start : start + batch_size])
 
 

@@ -155,18 +155,14 @@ def bass_tokens(onsets: np.ndarray, ends: np.ndarray, pitches: np.ndarray, n_win
 
 
 def tokens_to_roll(tokens: np.ndarray) -> np.ndarray:
-    """Onset roll ``[..., 64, 36]`` from tokens ``[..., 64]``."""
-    tokens = np.asarray(tokens)
-    flat = tokens.reshape(-1).astype(np.int64)
-    roll = np.zeros((flat.size, BASS_PITCHES), dtype=np.uint8)
-    onsets = np.flatnonzero(flat >= ONSET_OFFSET)  # flat indexing: ~4x faster on 400k pairs
-    roll[onsets, flat[onsets] - ONSET_OFFSET] = 1
-    return roll.reshape(tokens.shape + (BASS_PITCHES,))
+    """Onset roll ``[..., 64, 36]`` from tokens ``[..., 64]`` (``tokens_to_packed_roll``, unpacked)."""
+    return unpack_roll(tokens_to_packed_roll(tokens))
 
 
 def tokens_to_packed_roll(tokens: np.ndarray) -> np.ndarray:
-    """The onset roll of ``tokens_to_roll`` bit-packed along pitch (``np.packbits``
-    order): ``[..., 64, 5]`` uint8, 7x smaller on disk; ``unpack_roll`` inverts it."""
+    """The onset roll bit-packed along pitch (``np.packbits`` order): ``[..., 64, 5]``
+    uint8, 7x smaller on disk; ``unpack_roll`` gives the ``[..., 64, 36]`` roll. Flat
+    indexing, one byte write per onset: fast on 400k pairs."""
     tokens = np.asarray(tokens)
     flat = tokens.reshape(-1).astype(np.int64)
     packed = np.zeros((flat.size, ROLL_BYTES), dtype=np.uint8)

@@ -26,15 +26,13 @@ STORED = ("drum_bits", "roll_bits", "tokens", "tempo", "program", "key", "genre"
 
 
 def write_split(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write a split (the ``FIELDS`` arrays; ``roll`` may be absent: it is made from the
-    tokens) as an uncompressed npz. The binary drum grid and roll are stored bit-packed
-    (1.3 GB of tensors of the large corpus become 0.2 GB). Equal arrays give equal bytes."""
+    """Write a split (the ``FIELDS`` arrays; a ``roll`` among them is not read: the roll
+    is a function of the tokens) as an uncompressed npz. The binary drum grid and roll
+    are stored bit-packed (1.3 GB of tensors of the large corpus become 0.2 GB). Equal
+    arrays give equal bytes."""
     out = {k: np.asarray(arrays[k]) for k in FIELDS if k not in ("drums", "roll")}
     out["drum_bits"] = np.packbits(np.asarray(arrays["drums"], dtype=np.uint8), axis=-1)
-    out["roll_bits"] = (
-        rep.tokens_to_packed_roll(out["tokens"]) if "roll" not in arrays
-        else np.packbits(np.asarray(arrays["roll"], dtype=np.uint8), axis=-1)
-    )
+    out["roll_bits"] = rep.tokens_to_packed_roll(out["tokens"])
     np.savez(path, **{k: out[k] for k in STORED})
 
 

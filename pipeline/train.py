@@ -33,7 +33,6 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -82,19 +81,6 @@ def cap_pairs(data: dict, max_pairs: int, seed: int) -> dict:
         return data
     keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_pairs].sort().values
     return subset(data, keep)
-
-
-def epoch_batches(
-    data: dict, batch_size: int, epoch_pairs: int, generator: torch.Generator
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Shuffled mini-batches of one epoch: every pair (``epoch_pairs`` = 0), or the first
-    ``epoch_pairs`` of a fresh permutation. On the large corpus a full pass takes longer
-    than the wall budget; shorter epochs let early stopping and the budget act between them."""
-    order = torch.randperm(batch_size_of(data), generator=generator)
-    if epoch_pairs > 0:
-        order = order[:epoch_pairs]
-    for start in range(0, len(order), batch_size):
-        yield subset(data, order[start : start + batch_size])
 
 
 def unigram_entropy(tokens: torch.Tensor) -> float:
@@ -221,7 +207,10 @@ def train(
         # result depend on machine speed (and a resumed run diverge from an uninterrupted one).
         sums, seen = defaultdict(float), 0
         epoch_pairs = int(params.get("epoch_pairs", 0))
-        for batch in epoch_batches(train_data, int(params["batch_size"]), epoch_pairs, shuffle):
+        # epoch_pairs > 0: an epoch is a fresh random draw of that many pairs; on the large
+        # corpus a full pass is longer than the budget, and early stopping acts between epochs
+        batches = iterate_batches(train_data, int(params["batch_size"]), True, shuffle, limit=epoch_pairs)
+        for batch in batches:
             size = batch_size_of(batch)
             for key, value in model.training_step(batch, optimizers, epoch).items():
                 sums[key] += value * size

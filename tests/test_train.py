@@ -105,7 +105,7 @@ def test_cap_pairs_and_unigram_entropy():
 def test_epoch_batches_draw_epoch_pairs_or_a_full_pass():
     def drawn(epoch_pairs, seed):
         gen = torch.Generator().manual_seed(seed)
-        return [b["tokens"] for b in trainer.epoch_batches(TRAIN, 16, epoch_pairs, gen)]
+        return [b["tokens"] for b in iterate_batches(TRAIN, 16, shuffle=True, generator=gen, limit=epoch_pairs)]
 
     full = drawn(0, 0)
     assert [len(b) for b in full] == [16, 16, 16]
