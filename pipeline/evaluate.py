@@ -7,8 +7,15 @@ found there (a missing checkpoint is reported, never fatal).
 
 Writes ``metrics/<name>.json`` per model and baseline, ``metrics/ablation_<tag>.json``,
 ``metrics/summary.json`` (name -> metric -> value, for the paper tables), the
-headline ``metrics.json`` (the ``model`` selected in params, flattened) and
-``metrics/per_example.parquet`` (one row per model and test pair).
+headline ``metrics.json`` (the ``model`` selected in params, flattened),
+``metrics/comparisons.json`` (each model minus each of ``compare_baselines`` with
+paired song-bootstrap intervals: the quality bar) and ``metrics/per_example.parquet``
+(one row per model and test pair).
+
+BLEU-4 is scored twice: on the first sample at ``temperature`` (``bleu4``), and on
+the minimum-Bayes-risk choice among ``mbr_samples`` samples (``bleu4_mbr``, on the
+diversity rows), the decision rule that targets BLEU, applied alike to every
+system that samples.
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ TENSORS = Path("data/tensors")
 CHECKPOINTS = Path("checkpoints")
 OUT = Path("metrics")
 MUSICAL = ["key_consistency", "kick_lock", "empty_bar_rate", "upc", "qualified_note_rate", "polyphony_rate"]
+LOWER_IS_BETTER = {"bce", "nll_per_step", "perplexity"}
 DIVERSITY = ["distinct_samples", "self_bleu4", "pairwise_f1_distance"]
 METRICS = (
-    ["bce", "nll_per_step", "perplexity", "bleu1", "bleu2", "bleu3", "bleu4"]
+    ["bce", "nll_per_step", "perplexity", "bleu1", "bleu2", "bleu3", "bleu4", "bleu4_mbr"]
     + ["onset_precision", "onset_recall", "onset_f1", "onset_pitch_precision", "onset_pitch_recall"]
     + ["onset_pitch_f1", "pitch_class_accuracy"]
     + MUSICAL
@@ -101,9 +109,11 @@ def diversity_rows(n: int, params: dict) -> np.ndarray:
     return np.sort(np.random.default_rng(int(params["seed"])).choice(n, cap, replace=False))
 
 
-def run_generator(gen, test: dict, params: dict, label: str = "") -> dict:
+def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = True) -> dict:
     """First samples ``[N, 64]``, token NLL ``[N, 64]``, BCE / polyphony statistics (or
-    None) over the whole test split, and K samples ``[M, K, 64]`` on the diversity rows."""
+    None) over the whole test split, K samples ``[M, K, 64]`` on the diversity rows and
+    (``mbr``) the MBR choice ``[M, 64]`` among ``mbr_samples`` samples of those rows. The
+    MBR pool extends the K diversity samples, so adding it leaves every other metric as is."""
     k = int(params["samples"])
     generator = torch.Generator().manual_seed(int(params["seed"]))
     torch.manual_seed(int(params["seed"]))
@@ -113,12 +123,19 @@ def run_generator(gen, test: dict, params: dict, label: str = "") -> dict:
         run = _sample(gen, test, params, 1, generator, label or gen.name, want_scores=True)
         run["first"] = run.pop("samples")[:, 0]
         run["rows"] = diversity_rows(len(run["first"]), params)
+        sub = dnb_data.subset(test, torch.as_tensor(run["rows"]))
+        pool = run["first"][run["rows"], None]
         if gen.deterministic or k < 2:
             run["diversity"] = None
         else:
-            sub = dnb_data.subset(test, torch.as_tensor(run["rows"]))
             extra = _sample(gen, sub, params, k - 1, generator, f"{label or gen.name} x{k}", want_scores=False)
-            run["diversity"] = np.concatenate([run["first"][run["rows"], None], extra["samples"]], axis=1)
+            run["diversity"] = pool = np.concatenate([pool, extra["samples"]], axis=1)
+        m = int(params.get("mbr_samples", 0)) if mbr else 0
+        if m >= 2 and not gen.deterministic and m > pool.shape[1]:
+            extra = _sample(gen, sub, params, m - pool.shape[1], generator, f"{label or gen.name} MBR x{m}",
+                            want_scores=False)
+            pool = np.concatenate([pool, extra["samples"]], axis=1)
+        run["mbr"] = M.mbr_select(pool[:, :m]) if m >= 2 else None
     return run
 
 
@@ -142,6 +159,8 @@ def metric_stats(run: dict, test: dict) -> tuple[dict, dict]:
     for order in range(1, 5):
         out[f"bleu{order}"] = (bleu, M.bleu_statistic(order), None)
     per_example["bleu4"] = M.sentence_bleu(bleu, 4)
+    if run.get("mbr") is not None:
+        out["bleu4_mbr"] = (M.bleu_stats(run["mbr"], true[run["rows"]]), M.bleu_statistic(4), run["rows"])
     onsets = M.onset_stats(first, true)
     out["onset_precision"] = (onsets[:, [0, 3]], M.RATIO, None)
     out["onset_recall"] = (onsets[:, [0, 4]], M.RATIO, None)
@@ -209,9 +228,13 @@ def notes_for(gen, stats: dict) -> list[str]:
     return notes
 
 
-def evaluate_one(name: str, kind: str, gen, test: dict, params: dict, reference: dict) -> tuple[dict, pd.DataFrame]:
+def evaluate_one(
+    name: str, kind: str, gen, test: dict, params: dict, reference: dict
+) -> tuple[dict, pd.DataFrame, dict]:
+    """The report, the per-example frame and the per-pair statistics (for comparisons).
+    Ablation runs skip MBR: they are compared with each other on the first sample."""
     start = time.time()
-    run = run_generator(gen, test, params, name)
+    run = run_generator(gen, test, params, name, mbr=kind != "ablation")
     stats, per_example = metric_stats(run, test)
     song = test["song"].numpy()
     report = {
@@ -221,6 +244,7 @@ def evaluate_one(name: str, kind: str, gen, test: dict, params: dict, reference:
         "n_test_pairs": int(len(song)),
         "n_test_songs": int(len(np.unique(song))),
         "max_pairs_per_song": int(params.get("max_pairs_per_song", 0)),
+        "mbr_samples": int(params.get("mbr_samples", 0)) if kind != "ablation" else 0,
         "perplexity_is_bound": bool(getattr(gen, "nll_is_bound", False)),
         "metrics": summarise_all(stats, song, params),
         "reference": reference,
@@ -228,7 +252,31 @@ def evaluate_one(name: str, kind: str, gen, test: dict, params: dict, reference:
     }
     print(f"  {name}: evaluated in {time.time() - start:.1f} s")
     frame = pd.DataFrame({"model": name, "pair": np.arange(len(song)), "song": song, **per_example})
-    return report, frame
+    return report, frame, stats
+
+
+def comparisons(kept: dict[str, dict], models: list[str], params: dict, song: np.ndarray) -> dict:
+    """{model: {baseline: {metric: difference}}}: model minus baseline on the same pairs,
+    with a paired song-bootstrap interval and whether it clears the baseline (interval
+    entirely on the better side: below 0 for perplexity, above 0 otherwise)."""
+    out: dict = {}
+    n_boot, seed = int(params["bootstrap"]), int(params["seed"])
+    for model in models:
+        out[model] = {}
+        for base in params.get("compare_baselines", []):
+            row = {}
+            for metric in params.get("compare_metrics", []):
+                a, b = kept.get(model, {}).get(metric), kept.get(base, {}).get(metric)
+                diff = None
+                if a is not None and b is not None:  # same statistic, same rows: seeded alike
+                    rows = a[2]
+                    diff = M.paired_difference(a[0], b[0], a[1], song if rows is None else song[rows], n_boot, seed)
+                if diff is not None:
+                    lower = metric in LOWER_IS_BETTER
+                    diff["clears"] = bool(diff["hi"] < 0 if lower else diff["lo"] > 0)
+                row[metric] = diff
+            out[model][base] = row
+    return out
 
 
 def skipped(name: str, kind: str, status: str, test: dict, reference: dict) -> dict:
@@ -282,7 +330,7 @@ def main() -> None:
     print(f"evaluate: {dnb_data.batch_size_of(test)} of {all_pairs} test pairs, {len(test['song'].unique())} songs; "
           f"fitting baselines on {dnb_data.batch_size_of(train)} train pairs")
     reference = reference_metrics(test, params)
-    reports, frames = {}, []
+    reports, frames, kept = {}, [], {}
     for name, kind, path, stem in candidates(params, models):
         try:
             if path is None:
@@ -294,8 +342,10 @@ def main() -> None:
                 continue
             else:
                 gen = load_model(path)
-            report, frame = evaluate_one(name, kind, gen, test, params, reference)
+            report, frame, stats = evaluate_one(name, kind, gen, test, params, reference)
             frames.append(frame)
+            if kind == "model" or name in params.get("compare_baselines", []):
+                kept[stem] = {m: stats[m] for m in params.get("compare_metrics", []) if m in stats}
         except Exception as err:  # one broken model must not hide the others' results
             traceback.print_exc()
             print(f"  {name}: FAILED ({type(err).__name__}: {err})")
@@ -310,6 +360,7 @@ def main() -> None:
                for stem, r in reports.items()}
     summary["reference"] = {k: (v["value"] if v else None) for k, v in reference.items()}
     write_json(OUT / "summary.json", summary)
+    write_json(OUT / "comparisons.json", comparisons(kept, models, params, test["song"].numpy()))
     chosen = reports.get(model) or skipped(model, "model", "not evaluated", test, reference)
     write_json(Path("metrics.json"), headline(chosen))
     per_example = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -24,6 +24,7 @@ METRICS = {
     "bleu2": ("BLEU-2", 3, "max"),
     "bleu3": ("BLEU-3", 3, "max"),
     "bleu4": ("BLEU-4", 3, "max"),
+    "bleu4_mbr": ("BLEU-4 MBR", 3, "max"),
     "onset_precision": ("Onset P", 3, "max"),
     "onset_recall": ("Onset R", 3, "max"),
     "onset_f1": ("Onset F1", 3, "max"),
@@ -39,7 +40,7 @@ METRICS = {
     "self_bleu": ("Self-BLEU", 3, "min"),
     "pairwise_onset_distance": ("Onset dist.", 3, "ref"),
 }
-ACCURACY_COLUMNS = ["perplexity", "bce", "bleu4", "onset_f1", "onset_pitch_f1", "pc_accuracy"]
+ACCURACY_COLUMNS = ["perplexity", "bce", "bleu4", "bleu4_mbr", "onset_f1", "onset_pitch_f1", "pc_accuracy"]
 MUSIC_COLUMNS = ["key_consistency", "kick_lock", "empty_bar_rate", "upc_per_bar", "qualified_note_rate"]
 DIVERSITY_COLUMNS = ["distinct_samples", "self_bleu", "pairwise_onset_distance"]
 PIX_COLUMNS = ["bce", "onset_f1", "onset_pitch_f1", "bleu4", "polyphony_rate", "distinct_samples"]
@@ -61,6 +62,7 @@ DISPLAY = {
     "real": "real bass",
 }
 PROSE = {"perplexity": "perplexity", "onset_f1": "onset F1", "bce": "roll BCE", "token_nll": "NLL"}
+QUALITY_METRICS = ["perplexity", "bleu4", "bleu4_mbr"]  # the quality bar: model minus baseline, paired
 ABLATION_TAGS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "genre": "+ genre"}
 DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
@@ -175,6 +177,63 @@ def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, r
     return "\n".join(lines)
 
 
+def difference_cell(item: dict | None, digits: int) -> str:
+    """'+0.012 [+0.004, +0.020]', bold when the paired interval clears the baseline."""
+    if not item or not isinstance(item.get("value"), int | float):
+        return "n/a"
+    text = f"{item['value']:+.{digits}f} {{\\scriptsize[{item['lo']:+.{digits}f}, {item['hi']:+.{digits}f}]}}"
+    return rf"\textbf{{{text}}}" if item.get("clears") else text
+
+
+def quality_table(comparisons: dict, baselines: list[str]) -> str:
+    """Each model minus each baseline (perplexity, BLEU-4, BLEU-4 MBR), paired song-bootstrap
+    intervals; bold where the interval lies entirely on the better side."""
+    columns = [(b, m) for b in baselines for m in QUALITY_METRICS]
+    lines = [
+        r"\begin{table}[tbp]",
+        r"\centering\footnotesize",
+        r"\caption{Quality bar: each model minus a baseline on the same test pairs, with the 95\% interval of "
+        r"the paired song bootstrap. Bold: the interval lies entirely on the better side (perplexity lower, "
+        r"BLEU higher). The CVAE's perplexity is an upper bound. n/a: the model defines no perplexity.}",
+        r"\label{tab:quality}",
+        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
+        rf"\begin{{tabular}}{{l{'r' * len(columns)}}}",
+        r"\toprule",
+        " & ".join(["Model"] + [rf"\multicolumn{{{len(QUALITY_METRICS)}}}{{c}}{{$-$ {DISPLAY.get(b, b)}}}"
+                                for b in baselines]) + r" \\",
+        " & ".join([""] + [rf"$\Delta$ {METRICS[m][0]}" for _, m in columns]) + r" \\",
+        r"\midrule",
+    ]
+    for model, against in comparisons.items():
+        cells = [difference_cell((against.get(b) or {}).get(m), METRICS[m][1]) for b, m in columns]
+        lines.append(" & ".join([latex_escape(DISPLAY.get(model, model))] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def comparison_baselines(comparisons: dict) -> list[str]:
+    """The baselines the models were compared with (in file order)."""
+    return list(next(iter(comparisons.values()), {}))
+
+
+def quality_sentence(comparisons: dict, baselines: list[str]) -> str:
+    """Which models clear every compared baseline on perplexity and on BLEU-4 (first sample,
+    and MBR), judged by the paired intervals."""
+    if not comparisons or not baselines:
+        return "The paired comparison with the baselines was not computed."
+    names = {"bleu4": "BLEU-4 of the first sample", "bleu4_mbr": "BLEU-4 of the MBR choice"}
+    parts = []
+    for bleu in ("bleu4", "bleu4_mbr"):
+        winners = [DISPLAY.get(m, m) for m, against in comparisons.items()
+                   if all(((against.get(b) or {}).get(k) or {}).get("clears") for b in baselines
+                          for k in ("perplexity", bleu))]
+        who = join(winners) if winners else "no neural model"
+        both = "both " if len(baselines) == 2 else ""
+        parts.append(f"on perplexity and {names[bleu]}, {who} clears {both}"
+                     + join([DISPLAY.get(b, b) for b in baselines]))
+    return "Judged by the paired intervals of Table~\\ref{tab:quality}, " + "; ".join(parts) + "."
+
+
 # --------------------------------------------------------------------------- inputs
 
 
@@ -202,7 +261,8 @@ def load_results(metrics_dir: Path, models: list[str], baselines: list[str], tag
                 out[name] = data
         return out
 
-    return {"models": load(models), "baselines": load(baselines), "ablation": load(tags, "ablation_")}
+    return {"models": load(models), "baselines": load(baselines), "ablation": load(tags, "ablation_"),
+            "comparisons": read_json(Path(metrics_dir) / "comparisons.json")}
 
 
 def reference_of(results: dict) -> dict | None:
@@ -428,6 +488,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     any_file = next(iter(list(results["models"].values()) + list(results["baselines"].values())), {})
     out["nTestPairs"] = str(any_file.get("n_test_pairs", "n/a"))
     out["nTestSongs"] = str(any_file.get("n_test_songs", "n/a"))
+    out["mbrSamples"] = str(any_file.get("mbr_samples", "n/a"))
     for split in ("train", "val", "test"):
         pairs, songs = split_counts(stats, split)
         out[macro_name("n", split, "pairs", "split")] = pairs
@@ -455,6 +516,8 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["pixSentence"] = pix_sentence(results)
     out["ablationSentence"] = ablation_sentence(results)
     out["silenceSentence"] = silence_sentence(results, reference)
+    compared = comparison_baselines(results.get("comparisons") or {})
+    out["qualitySentence"] = quality_sentence(results.get("comparisons") or {}, compared)
     lines = ["% Generated by pipeline/tables.py: do not edit."]
     lines += [rf"\newcommand{{\{name}}}{{{value}}}" for name, value in sorted(out.items())]
     return "\n".join(lines) + "\n"
@@ -497,6 +560,8 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
         "table_pix2pix.tex": table(
             {n: results["models"][n].get("metrics") for n in ("pix2pix", "lstm") if n in results["models"]},
             PIX_COLUMNS, r"pix2pix (image-to-image) against the LSTM seq2seq model.", "tab:pix2pix"),
+        "table_quality.tex": quality_table(results.get("comparisons") or {},
+                                           comparison_baselines(results.get("comparisons") or {})),
         "table_data.tex": data_table(stats, extract, annotate),
         "macros.tex": macros(results, reference, stats, extract, annotate),
     }

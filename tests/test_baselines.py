@@ -132,7 +132,8 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     evaluate.main()
     first = {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))}
     ablations = {f"ablation_{tag}" for tag in params["evaluate"]["ablations"]}
-    assert {p.stem for p in first} == set(params["evaluate"]["baselines"]) | {"lstm", "ffnn", "summary"} | ablations
+    expected = set(params["evaluate"]["baselines"]) | {"lstm", "ffnn", "summary", "comparisons"} | ablations
+    assert {p.stem for p in first} == expected
     ffnn = json.loads((tmp_path / "metrics/ffnn.json").read_text())
     assert ffnn["status"] == "ok" and ffnn["kind"] == "model" and ffnn["metrics"]["perplexity"]["value"] > 1
     lstm = json.loads((tmp_path / "metrics/lstm.json").read_text())
@@ -148,6 +149,17 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     assert "diversity on a seeded subset of 16 test pairs" in knn["notes"]
     assert 1 <= knn["metrics"]["distinct_samples"]["value"] <= 3
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"name": "lstm", "status": "missing checkpoint"}
+    bigram = json.loads((tmp_path / "metrics/bigram.json").read_text())
+    pairs = json.loads((tmp_path / "metrics/comparisons.json").read_text())
+    assert set(pairs) == {"lstm", "ffnn"} and set(pairs["ffnn"]) == {"bigram", "knn"}
+    assert pairs["lstm"]["bigram"]["bleu4"] is None  # not evaluated: nothing to compare
+    for metric in ("perplexity", "bleu4", "bleu4_mbr"):
+        diff = pairs["ffnn"]["bigram"][metric]
+        assert diff["value"] == pytest.approx(ffnn["metrics"][metric]["value"] - bigram["metrics"][metric]["value"])
+        assert diff["lo"] <= diff["value"] <= diff["hi"]
+        assert diff["clears"] == (diff["hi"] < 0 if metric == "perplexity" else diff["lo"] > 0)
+    root = json.loads((tmp_path / "metrics/root_on_kick.json").read_text())
+    assert root["mbr_samples"] == params["evaluate"]["mbr_samples"] and 0 <= root["metrics"]["bleu4_mbr"]["value"] <= 1
     import pandas as pd
 
     rows = pd.read_parquet(tmp_path / "metrics/per_example.parquet")
@@ -169,3 +181,21 @@ def test_cap_per_song_keeps_every_song_and_at_most_cap_pairs():
     assert torch.equal(again["tokens"], capped["tokens"])
     assert not torch.equal(evaluate.cap_per_song(test, 3, seed=1)["tokens"], capped["tokens"])
     assert evaluate.cap_per_song(test, 0, seed=0) is test and evaluate.cap_per_song(test, 28, seed=0) is test
+
+
+def test_mbr_pool_extends_the_diversity_samples():
+    """Adding MBR draws after the diversity samples changes no other output; a
+    deterministic system's MBR choice is its own output."""
+    from pipeline import evaluate
+
+    train, test = dnb_data.synthetic_split(60, seed=0), dnb_data.synthetic_split(24, seed=5)
+    params = {**yaml.safe_load(open("params.yaml"))["evaluate"], "samples": 3, "diversity_max_pairs": 10}
+    bigram = build("bigram", params, None).fit(train)
+    off = evaluate.run_generator(bigram, test, {**params, "mbr_samples": 0})
+    on = evaluate.run_generator(bigram, test, {**params, "mbr_samples": 6})
+    np.testing.assert_array_equal(off["first"], on["first"])
+    np.testing.assert_array_equal(off["diversity"], on["diversity"])
+    assert off["mbr"] is None and on["mbr"].shape == (10, 64)
+    root = build("root_on_kick", params, None).fit(train)
+    run = evaluate.run_generator(root, test, {**params, "mbr_samples": 6})
+    np.testing.assert_array_equal(run["mbr"], run["first"][run["rows"]])

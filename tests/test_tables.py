@@ -38,6 +38,22 @@ FAKE = {
 }
 
 
+def diff(value, lo, hi, lower_is_better=False):
+    return {"value": value, "lo": lo, "hi": hi, "clears": hi < 0 if lower_is_better else lo > 0}
+
+
+COMPARISONS = {
+    "transformer": {
+        "bigram": {"perplexity": diff(-2.9, -3.2, -2.5, True), "bleu4": diff(0.01, -0.002, 0.02),
+                   "bleu4_mbr": diff(0.05, 0.04, 0.06)},
+        "knn": {"perplexity": diff(-4.0, -4.5, -3.5, True), "bleu4": diff(0.02, 0.01, 0.03),
+                "bleu4_mbr": diff(0.03, 0.02, 0.04)},
+    },
+    "pix2pix": {"bigram": {"perplexity": None, "bleu4": diff(0.05, 0.04, 0.06), "bleu4_mbr": diff(0.05, 0.04, 0.06)},
+                "knn": {"perplexity": None, "bleu4": diff(0.05, 0.04, 0.06), "bleu4_mbr": diff(0.05, 0.04, 0.06)}},
+}
+
+
 @pytest.fixture()
 def results(tmp_path: Path) -> dict:
     metrics_dir = tmp_path / "metrics"
@@ -47,6 +63,7 @@ def results(tmp_path: Path) -> dict:
     for tag, ppl in (("none", (5.0, 4.8, 5.2)), ("genre", (3.0, 2.9, 3.1))):
         ablation = metrics_file(tag, "ablation", {"perplexity": ppl})
         (metrics_dir / f"ablation_{tag}.json").write_text(json.dumps(ablation))
+    (metrics_dir / "comparisons.json").write_text(json.dumps(COMPARISONS))
     return tables.load_results(metrics_dir, ["transformer", "pix2pix", "lstm", "cnn"],
                                ["knn", "bigram", "silence"], ["none", "tempo_program", "key", "genre"])
 
@@ -106,13 +123,29 @@ def test_macros_and_sentences(results, tmp_path):
     assert "0.800 (pix2pix)" in defs["silenceSentence"] and "pix2pix leave at least half" in defs["silenceSentence"]
 
 
+def test_quality_table_and_sentence(results):
+    text = tables.quality_table(results["comparisons"], ["bigram", "knn"])
+    transformer = next(line for line in text.splitlines() if line.startswith("Transformer"))
+    cells = transformer.rstrip(" \\").split(" & ")[1:]
+    assert cells[0] == r"\textbf{-2.90 {\scriptsize[-3.20, -2.50]}}"  # perplexity lower: clears
+    assert cells[1] == r"+0.010 {\scriptsize[-0.002, +0.020]}"  # interval straddles 0: not bold
+    assert cells[2].startswith(r"\textbf{+0.050")
+    assert "pix2pix & n/a &" in text
+    sentence = tables.quality_sentence(results["comparisons"], ["bigram", "knn"])
+    assert sentence == ("Judged by the paired intervals of Table~\\ref{tab:quality}, on perplexity and BLEU-4 of "
+                        "the first sample, no neural model clears both bigram and kNN; on perplexity and BLEU-4 of "
+                        "the MBR choice, Transformer clears both bigram and kNN.")
+    assert tables.quality_sentence({}, []) == "The paired comparison with the baselines was not computed."
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_generated_tables_compile(results, tmp_path):
     out = tmp_path / "generated"
     tables.write_tables(results, {}, {}, {}, out)
     body = "\n".join(rf"\input{{generated/{p.stem}}}" for p in sorted(out.glob("table_*.tex")))
     doc = (r"\documentclass{article}\usepackage{booktabs,graphicx}\begin{document}\input{generated/macros}"
-           r"\leadSentence\ \pixSentence\ \ablationSentence\ \silenceSentence" + "\n" + body + r"\end{document}")
+           r"\leadSentence\ \pixSentence\ \ablationSentence\ \silenceSentence\ \qualitySentence"
+           + "\n" + body + r"\end{document}")
     (tmp_path / "doc.tex").write_text(doc)
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
