@@ -212,6 +212,8 @@ def generate(args: argparse.Namespace) -> list[Path]:
     """The `generate` command; returns the files written."""
     if args.samples < 1:
         raise CliError("--samples must be >= 1")
+    if args.mbr and (args.mbr < 2 or args.samples != 1):
+        raise CliError("--mbr N needs N >= 2 and writes one bass line: leave --samples at 1")
     if not 0 <= args.program <= 127:
         raise CliError("--program must be a GM program 0..127")
     key = parse_key(args.key) if args.key else None
@@ -221,7 +223,12 @@ def generate(args: argparse.Namespace) -> list[Path]:
     if key is None:
         key, key_note = estimate_file_key(score)
     genres = genre_indices(windows.drums, args.genre, genre_names, Path(args.classifier))
-    tokens = sample_windows(model, windows, key, genres, args.program, args.samples, args.temperature, args.seed)
+    draws = args.mbr or args.samples
+    tokens = sample_windows(model, windows, key, genres, args.program, draws, args.temperature, args.seed)
+    if args.mbr:  # per window, the candidate closest (BLEU-4) to all the others: the most typical line
+        from dnb.metrics import mbr_select
+
+        tokens = mbr_select(tokens)[:, None]
     out = Path(args.out) if args.out else Path(f"{Path(args.drums).stem}.{args.model}.mid")
     written = []
     wavs = output_paths(Path(args.wav), args.samples) if args.wav else [None] * args.samples
@@ -246,6 +253,9 @@ def parser() -> argparse.ArgumentParser:
                      help="trained model (checkpoints/<model>.pt) or baseline (fitted on data/tensors/train.npz)")
     gen.add_argument("--samples", type=int, default=1, help="K bass lines -> K files OUT-1.mid .. OUT-K.mid")
     gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--mbr", type=int, default=0, metavar="N",
+                     help="draw N candidates per window and keep the most typical one (highest mean BLEU-4 "
+                          "against the others, as the paper's BLEU-4 MBR); one output file")
     gen.add_argument("--key", help="e.g. Am, C, F#m; default: estimated from pitched notes, else C major")
     gen.add_argument("--genre", help="drum style name; default: predicted per window by the genre classifier")
     gen.add_argument("--program", type=int, default=DEFAULT_PROGRAM, help="GM bass program (default 33)")

@@ -124,6 +124,32 @@ def test_generate_k_samples_key_and_wav(setup, capsys):
         assert seconds >= 8 * BAR + 9 * 60 / BPM - 0.5  # the whole song is rendered
 
 
+def test_generate_mbr_keeps_the_consensus_of_n_candidates(setup, tmp_path):
+    from dnb.metrics import mbr_select
+
+    base = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--genre", "rock", "--key", "Am", "--seed", "5",
+            "--checkpoint-dir", str(setup / "checkpoints")]
+    assert cli.main(base + ["--samples", "6", "--out", str(tmp_path / "all.mid")]) == 0
+    assert cli.main(base + ["--mbr", "6", "--out", str(tmp_path / "mbr.mid")]) == 0
+    candidates = [notes_of(pretty_midi.PrettyMIDI(str(tmp_path / f"all-{i}.mid")), drum=False) for i in range(1, 7)]
+    chosen = notes_of(pretty_midi.PrettyMIDI(str(tmp_path / "mbr.mid")), drum=False)
+    # the same seed draws the same six candidates; MBR keeps, per window, the one mbr_select picks
+    model, _ = cli.load_model("ffnn", setup / "checkpoints")
+    score, windows = cli.read_input(setup / "drums.mid")
+    genres = cli.genre_indices(windows.drums, "rock", ["funk", "rock", "jazz"], setup / "none.npz")
+    tokens = cli.sample_windows(model, windows, cli.parse_key("Am"), genres, 33, 6, 1.0, 5)
+    picks = mbr_select(tokens)
+    per_window = [int(np.flatnonzero((tokens[w] == picks[w]).all(1))[0]) for w in range(len(picks))]
+
+    def in_window(notes, w):
+        return [n for n in notes if int(n[0] // (2 * BAR)) == w]
+
+    for w, pick in enumerate(per_window):
+        assert in_window(chosen, w) == in_window(candidates[pick], w)
+    assert cli.main(base + ["--mbr", "1", "--out", str(tmp_path / "x.mid")]) == 2
+    assert cli.main(base + ["--mbr", "4", "--samples", "2", "--out", str(tmp_path / "x.mid")]) == 2
+
+
 def test_parse_key():
     assert cli.parse_key("C") == 0
     assert cli.parse_key("Am") == 21
