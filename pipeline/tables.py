@@ -182,6 +182,7 @@ def difference_cell(item: dict | None, digits: int) -> str:
     if not item or not isinstance(item.get("value"), int | float):
         return "n/a"
     text = f"{item['value']:+.{digits}f} {{\\scriptsize[{item['lo']:+.{digits}f}, {item['hi']:+.{digits}f}]}}"
+    text = text.replace("-", "$-$")  # a minus sign, not a hyphen
     return rf"\textbf{{{text}}}" if item.get("clears") else text
 
 
@@ -201,6 +202,8 @@ def quality_table(comparisons: dict, baselines: list[str]) -> str:
         r"\toprule",
         " & ".join(["Model"] + [rf"\multicolumn{{{len(QUALITY_METRICS)}}}{{c}}{{$-$ {DISPLAY.get(b, b)}}}"
                                 for b in baselines]) + r" \\",
+        "".join(rf"\cmidrule(lr){{{2 + i * len(QUALITY_METRICS)}-{1 + (i + 1) * len(QUALITY_METRICS)}}}"
+                for i in range(len(baselines))),
         " & ".join([""] + [rf"$\Delta$ {METRICS[m][0]}" for _, m in columns]) + r" \\",
         r"\midrule",
     ]

@@ -127,10 +127,10 @@ def test_quality_table_and_sentence(results):
     text = tables.quality_table(results["comparisons"], ["bigram", "knn"])
     transformer = next(line for line in text.splitlines() if line.startswith("Transformer"))
     cells = transformer.rstrip(" \\").split(" & ")[1:]
-    assert cells[0] == r"\textbf{-2.90 {\scriptsize[-3.20, -2.50]}}"  # perplexity lower: clears
-    assert cells[1] == r"+0.010 {\scriptsize[-0.002, +0.020]}"  # interval straddles 0: not bold
+    assert cells[0] == r"\textbf{$-$2.90 {\scriptsize[$-$3.20, $-$2.50]}}"  # perplexity lower: clears
+    assert cells[1] == r"+0.010 {\scriptsize[$-$0.002, +0.020]}"  # interval straddles 0: not bold
     assert cells[2].startswith(r"\textbf{+0.050")
-    assert "pix2pix & n/a &" in text
+    assert "pix2pix & n/a &" in text and r"\cmidrule(lr){2-4}\cmidrule(lr){5-7}" in text
     sentence = tables.quality_sentence(results["comparisons"], ["bigram", "knn"])
     assert sentence == ("Judged by the paired intervals of Table~\\ref{tab:quality}, on perplexity and BLEU-4 of "
                         "the first sample, no neural model clears both bigram and kNN; on perplexity and BLEU-4 of "
