@@ -232,7 +232,8 @@ def quality_sentence(comparisons: dict, baselines: list[str]) -> str:
                           for k in ("perplexity", bleu))]
         who = join(winners) if winners else "no neural model"
         both = "both " if len(baselines) == 2 else ""
-        parts.append(f"on perplexity and {names[bleu]}, {who} clears {both}"
+        verb = "clear" if len(winners) > 1 else "clears"
+        parts.append(f"on perplexity and {names[bleu]}, {who} {verb} {both}"
                      + join([DISPLAY.get(b, b) for b in baselines]))
     return "Judged by the paired intervals of Table~\\ref{tab:quality}, " + "; ".join(parts) + "."
 

@@ -136,6 +136,9 @@ def test_quality_table_and_sentence(results):
                         "the first sample, no neural model clears both bigram and kNN; on perplexity and BLEU-4 of "
                         "the MBR choice, Transformer clears both bigram and kNN.")
     assert tables.quality_sentence({}, []) == "The paired comparison with the baselines was not computed."
+    two = {**results["comparisons"], "lstm": results["comparisons"]["transformer"]}
+    assert "MBR choice, Transformer and LSTM seq2seq clear both bigram and kNN." in tables.quality_sentence(
+        two, ["bigram", "knn"])
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
