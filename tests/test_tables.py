@@ -136,6 +136,8 @@ def test_quality_table_and_sentence(results):
                         "the first sample, no neural model clears both bigram and kNN; on perplexity and BLEU-4 of "
                         "the MBR choice, Transformer clears both bigram and kNN.")
     assert tables.quality_sentence({}, []) == "The paired comparison with the baselines was not computed."
+    assert tables.quality_sentence(results["comparisons"], ["knn"], "By pairs").startswith(
+        "By pairs, on perplexity and BLEU-4 of the first sample, Transformer clears kNN;")
     two = {**results["comparisons"], "lstm": results["comparisons"]["transformer"]}
     assert "MBR choice, Transformer and LSTM seq2seq clear both bigram and kNN." in tables.quality_sentence(
         two, ["bigram", "knn"])
@@ -147,7 +149,7 @@ def test_generated_tables_compile(results, tmp_path):
     tables.write_tables(results, {}, {}, {}, out)
     body = "\n".join(rf"\input{{generated/{p.stem}}}" for p in sorted(out.glob("table_*.tex")))
     doc = (r"\documentclass{article}\usepackage{booktabs,graphicx}\begin{document}\input{generated/macros}"
-           r"\leadSentence\ \pixSentence\ \ablationSentence\ \silenceSentence\ \qualitySentence"
+           r"\leadSentence\ \pixSentence\ \ablationSentence\ \silenceSentence\ \qualitySentence\ \qualityAbstract"
            + "\n" + body + r"\end{document}")
     (tmp_path / "doc.tex").write_text(doc)
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
