@@ -352,8 +352,16 @@ def bootstrap_ci(
     per_song_stats = np.asarray(per_song_stats, dtype=np.float64)
     if len(per_song_stats) == 0 or n_boot <= 0:
         return float("nan"), float("nan")
-    counts = _resample_counts(len(per_song_stats), int(n_boot), int(seed))
-    values = statistic(counts @ per_song_stats)
+    return _interval(_replicates(per_song_stats, statistic, n_boot, seed))
+
+
+def _replicates(per_song_stats: np.ndarray, statistic: Statistic, n_boot: int, seed: int) -> np.ndarray:
+    """``statistic`` of every bootstrap replicate ``[n_boot]`` (songs resampled by the seed)."""
+    return statistic(_resample_counts(len(per_song_stats), int(n_boot), int(seed)) @ per_song_stats)
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """95% percentile interval of the finite replicate values (nan, nan when there are none)."""
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return float("nan"), float("nan")
@@ -386,8 +394,6 @@ def paired_difference(
     value = float(statistic(sum_a.sum(0)) - statistic(sum_b.sum(0)))
     if not np.isfinite(value) or n_boot <= 0:
         return None
-    counts = _resample_counts(len(sum_a), int(n_boot), int(seed))
-    diffs = statistic(counts @ sum_a) - statistic(counts @ sum_b)
-    diffs = diffs[np.isfinite(diffs)]
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"value": value, "lo": float(lo), "hi": float(hi), "share_positive": float(np.mean(diffs > 0))}
+    diffs = _replicates(sum_a, statistic, n_boot, seed) - _replicates(sum_b, statistic, n_boot, seed)
+    lo, hi = _interval(diffs)
+    return {"value": value, "lo": lo, "hi": hi, "share_positive": float(np.mean(diffs[np.isfinite(diffs)] > 0))}
