@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
-import yaml
 
 from dnb import representation as rep
 from dnb.corpus import iter_midi
+from dnb.params import load_params
 
 DEFAULT_CORPUS = "../shared/corpora/ultimate-midi.tar.gz"
 
@@ -168,8 +168,7 @@ def main() -> None:
     if args.full:
         from pipeline.extract import run
 
-        with open("params.yaml") as fh:
-            params = yaml.safe_load(fh)["extract"]
+        params = load_params()["extract"]
         params |= {"corpora": {"large": args.corpus}, "workers": 2}
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
-import yaml
+
+from dnb.params import load_params
 
 MODELS = ["ffnn", "cnn", "lstm_fcnn", "cvae", "pix2pix"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,12 +47,13 @@ def drum_file(path: Path, bars: int, bpm: float = 120.0, seed: int = 0) -> None:
 
 
 def untrained_checkpoint(name: str, folder: Path) -> None:
-    from models import DataInfo, build
+    from dnb.schema import DataInfo
+    from models import build
     from models.checkpoint import save_checkpoint
 
-    train = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    train = load_params(ROOT / "params.yaml")["train"]
     params = {**train["common"], **train.get(name, {})}
-    info = DataInfo(n_genres=1, genre_names=["other"])
+    info = DataInfo(n_styles=1, style_names=["other"])
     save_checkpoint(folder / f"{name}.pt", build(name, params, info), name, params, info)
 
 
@@ -86,9 +88,9 @@ def main() -> None:
         reference = statistics.median(timed([sys.executable, "-c", "import torch"], tmp) for _ in range(args.repeat))
         print(f"reference  python -c 'import torch': {reference:.2f} s")
         print(f"{'model':<10} {'median s':>9} {'x import torch':>15}   ({args.bars} bars, {args.repeat} runs)")
-        classifier = ROOT / "data" / "genre_classifier.npz"
+        classifier = ROOT / "data" / "style_classifier.npz"
         for name in MODELS:
-            cmd = [sys.executable, "-m", "dnb.cli", "generate", str(drums), "--model", name,
+            cmd = [sys.executable, "-m", "producer.cli", "generate", str(drums), "--model", name,
                    "--checkpoint-dir", str(ckpt), "--classifier", str(classifier), "--out", str(tmp / f"{name}.mid")]
             wall = statistics.median(timed(cmd, tmp) for _ in range(args.repeat))
             flag = "ok" if wall <= 5.0 else "over the 5 s goal"

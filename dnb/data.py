@@ -1,7 +1,7 @@
 """Loading the tensorized splits as torch batches (the format every model consumes).
 
-The split files ``data/tensors/<split>.npz`` are written and read by ``dnb.tensors``
-(fields and dtypes documented there); ``data/tensors/meta.json`` holds ``genres``,
+The split files ``data/tensors/<split>.npz`` are written and read by ``dnb.tensors``;
+the batch fields are ``dnb.schema.FIELDS``; ``data/tensors/meta.json`` holds ``styles``,
 ``keys``, ``songs`` (content hashes) and the split sizes.
 """
 
@@ -15,22 +15,8 @@ import numpy as np
 import torch
 
 from dnb import representation as rep
-from dnb.tensors import FIELDS, STORED, read_split, write_split  # noqa: F401  (re-exported)
-from models import DataInfo
-
-
-def to_batch(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Numpy split arrays -> the batch dict documented in ``models/__init__.py``."""
-    return {
-        "drums": torch.as_tensor(np.asarray(arrays["drums"]), dtype=torch.float32),
-        "roll": torch.as_tensor(np.asarray(arrays["roll"]), dtype=torch.float32),
-        "tokens": torch.as_tensor(np.asarray(arrays["tokens"]), dtype=torch.int64),
-        "tempo": torch.as_tensor(np.asarray(arrays["tempo"]), dtype=torch.float32),
-        "program": torch.as_tensor(np.asarray(arrays["program"]), dtype=torch.int64),
-        "key": torch.as_tensor(np.asarray(arrays["key"]), dtype=torch.int64),
-        "genre": torch.as_tensor(np.asarray(arrays["genre"]), dtype=torch.int64),
-        "song": torch.as_tensor(np.asarray(arrays["song"]), dtype=torch.int64),
-    }
+from dnb.schema import N_KEYS, DataInfo, to_batch
+from dnb.tensors import read_split
 
 
 def load_split(tensor_dir: str | Path, split: str) -> dict[str, torch.Tensor]:
@@ -43,8 +29,8 @@ def load_meta(tensor_dir: str | Path) -> dict:
 
 
 def data_info(tensor_dir: str | Path) -> DataInfo:
-    genres = load_meta(tensor_dir)["genres"]
-    return DataInfo(n_programs=rep.BASS_PROGRAMS, n_keys=24, n_genres=max(1, len(genres)), genre_names=genres)
+    styles = load_meta(tensor_dir)["styles"]
+    return DataInfo(n_programs=rep.BASS_PROGRAMS, n_keys=N_KEYS, n_styles=max(1, len(styles)), style_names=styles)
 
 
 def batch_size_of(batch: dict[str, torch.Tensor]) -> int:
@@ -72,13 +58,13 @@ def iterate_batches(
         yield subset(data, order[start : start + batch_size])
 
 
-def synthetic_split(n: int, seed: int = 0, n_genres: int = 3) -> dict[str, torch.Tensor]:
+def synthetic_split(n: int, seed: int = 0, n_styles: int = 3) -> dict[str, torch.Tensor]:
     """A small random split with the right shapes and a learnable drum->bass
     relation (bass onsets on kicks, pitch from the key): for unit tests only."""
     rng = np.random.default_rng(seed)
     drums = (rng.random((n, rep.DRUM_STEPS, rep.DRUM_CLASSES)) < 0.1).astype(np.uint8)
     drums[:, ::8, rep.KICK] = 1
-    key = rng.integers(0, 24, n)
+    key = rng.integers(0, N_KEYS, n)
     tokens = np.zeros((n, rep.BASS_STEPS), dtype=np.uint8)
     kick_steps = drums[:, :, rep.KICK].nonzero()
     pitch_index = (key[kick_steps[0]] % 12 - rep.BASS_LOW) % 12  # the tonic in the lowest octave
@@ -91,7 +77,7 @@ def synthetic_split(n: int, seed: int = 0, n_genres: int = 3) -> dict[str, torch
         "tempo": rng.normal(0, 0.3, n).astype(np.float32),
         "program": rng.integers(0, rep.BASS_PROGRAMS, n),
         "key": key,
-        "genre": rng.integers(0, n_genres, n),
+        "style": rng.integers(0, n_styles, n),
         "song": np.arange(n) // 4,
     }
     return to_batch(arrays)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnb.representation import KEY_NAMES
-
 # (major, minor) profiles, tonic first.
 PROFILES = {
     # Krumhansl & Kessler (1982), probe-tone ratings.
@@ -81,7 +79,3 @@ def estimate_key(hist: np.ndarray, profile: str = DEFAULT_PROFILE) -> tuple[int,
     """(key index, confidence) of one histogram ``[12]``; see ``estimate_keys``."""
     keys, confidence = estimate_keys(np.asarray(hist)[None], profile)
     return int(keys[0]), float(confidence[0])
-
-
-def key_name(key: int) -> str:
-    return KEY_NAMES[int(key)]

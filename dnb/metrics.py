@@ -13,6 +13,7 @@ Token conventions come from ``dnb.representation`` (REST=0, SUSTAIN=1, onset=2+p
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -397,3 +398,61 @@ def paired_difference(
     diffs = _replicates(sum_a, statistic, n_boot, seed) - _replicates(sum_b, statistic, n_boot, seed)
     lo, hi = _interval(diffs)
     return {"value": value, "lo": lo, "hi": hi, "share_positive": float(np.mean(diffs[np.isfinite(diffs)] > 0))}
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported metric: how the evaluation computes it and how a table shows it.
+
+    ``better``: "min", "max", "ref" (closest to the real bass is best) or None;
+    ``statistic`` turns summed per-pair statistics into the value (see the module docstring)."""
+
+    name: str
+    label: str
+    digits: int
+    better: str | None
+    statistic: Statistic
+    prose: str = ""  # how a sentence names it (default: the label)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.better == "min"
+
+    @property
+    def words(self) -> str:
+        return self.prose or self.label
+
+
+def _registry(*metrics: Metric) -> dict[str, Metric]:
+    return {m.name: m for m in metrics}
+
+
+# Every metric of metrics/<system>.json, in file order; the tables and the evaluation both read this.
+METRICS: dict[str, Metric] = _registry(
+    Metric("bce", "BCE", 2, "min", RATIO, "roll BCE"),
+    Metric("nll_per_step", "NLL", 3, "min", RATIO),
+    Metric("perplexity", "PPL", 2, "min", PERPLEXITY, "perplexity"),
+    *(Metric(f"bleu{n}", f"BLEU-{n}", 3, "max", bleu_statistic(n)) for n in range(1, 5)),
+    Metric("bleu4_mbr", "BLEU-4 MBR", 3, "max", bleu_statistic(4)),
+    Metric("onset_precision", "Onset P", 3, "max", RATIO),
+    Metric("onset_recall", "Onset R", 3, "max", RATIO),
+    Metric("onset_f1", "Onset F1", 3, "max", F1, "onset F1"),
+    Metric("onset_pitch_precision", "Note P", 3, "max", RATIO),
+    Metric("onset_pitch_recall", "Note R", 3, "max", RATIO),
+    Metric("onset_pitch_f1", "Note F1", 3, "max", F1),
+    Metric("pitch_class_accuracy", "PC acc.", 3, "max", RATIO),
+    Metric("key_consistency", "In key", 3, "ref", RATIO),
+    Metric("kick_lock", "Kick lock", 3, "ref", RATIO),
+    Metric("empty_bar_rate", "Empty bars", 3, "ref", RATIO),
+    Metric("upc", "UPC/bar", 2, "ref", RATIO),
+    Metric("qualified_note_rate", "Qual. notes", 3, "ref", RATIO),
+    Metric("polyphony_rate", "Polyphony", 3, "ref", RATIO),
+    Metric("distinct_samples", "Distinct", 2, "max", RATIO),
+    Metric("self_bleu4", "Self-BLEU", 3, "min", bleu_statistic(4)),
+    Metric("pairwise_f1_distance", "Onset dist.", 3, "ref", RATIO),
+)
+MUSICAL = ("key_consistency", "kick_lock", "empty_bar_rate", "upc", "qualified_note_rate", "polyphony_rate")
+DIVERSITY = ("distinct_samples", "self_bleu4", "pairwise_f1_distance")

@@ -100,16 +100,6 @@ def fold_pitch(pitch: np.ndarray | int) -> np.ndarray:
     return BASS_LOW + (pitch - BASS_LOW) % 12 + 12 * np.clip((pitch - BASS_LOW) // 12, 0, BASS_PITCHES // 12 - 1)
 
 
-def bass_program_index(program: int, is_gm_bass: bool) -> int:
-    """Conditioning index of a bass track's program (0..8)."""
-    return int(program) - 32 if is_gm_bass and 32 <= program <= 39 else 8
-
-
-def normalise_tempo(bpm: np.ndarray | float) -> np.ndarray:
-    """Tempo feature: log2(bpm / 120), so 60 -> -1, 120 -> 0, 240 -> +1."""
-    return np.log2(np.asarray(bpm, dtype=np.float64) / 120.0).astype(np.float32)
-
-
 # --------------------------------------------------------------------------- grids
 
 
@@ -208,13 +198,6 @@ def roll_to_tokens(roll: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 def token_pitch_classes(tokens: np.ndarray) -> np.ndarray:
     """Pitch class 0..11 of every token (meaningless where there is no onset)."""
     return (BASS_LOW + np.asarray(tokens, dtype=np.int64) - ONSET_OFFSET) % 12
-
-
-def token_onsets(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, pitch indices) of the onsets in one token sequence ``[64]``."""
-    tokens = np.asarray(tokens)
-    steps = np.nonzero(tokens >= ONSET_OFFSET)[0]
-    return steps, tokens[steps].astype(np.int64) - ONSET_OFFSET
 
 
 def token_notes(tokens: np.ndarray) -> list[tuple[int, int, int]]:

@@ -9,8 +9,10 @@ Stored per split::
     tempo     float32 [N]   log2(bpm / 120)
     program   int64   [N]   0..8
     key       int64   [N]   0..23
-    genre     int64   [N]   index into meta.json "genres"
+    style     int64   [N]   index into meta.json "styles"
     song      int64   [N]   index into meta.json "songs" (song-level bootstrap)
+
+The batch fields themselves are defined once, in ``dnb.schema.FIELDS``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from dnb import representation as rep
+from dnb.schema import FIELDS
 
-FIELDS = ("drums", "roll", "tokens", "tempo", "program", "key", "genre", "song")  # of a batch
-STORED = ("drum_bits", "roll_bits", "tokens", "tempo", "program", "key", "genre", "song")  # of a split file
+PACKED = {"drums": "drum_bits", "roll": "roll_bits"}  # binary grids stored bit-packed
+STORED = tuple(PACKED.get(name, name) for name in FIELDS)  # the arrays of a split file
 
 
 def write_split(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
@@ -30,7 +33,7 @@ def write_split(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     is a function of the tokens) as an uncompressed npz. The binary drum grid and roll
     are stored bit-packed (1.3 GB of tensors of the large corpus become 0.2 GB). Equal
     arrays give equal bytes."""
-    out = {k: np.asarray(arrays[k]) for k in FIELDS if k not in ("drums", "roll")}
+    out = {k: np.asarray(arrays[k], dtype=f.numpy_dtype) for k, f in FIELDS.items() if k not in PACKED}
     out["drum_bits"] = np.packbits(np.asarray(arrays["drums"], dtype=np.uint8), axis=-1)
     out["roll_bits"] = rep.tokens_to_packed_roll(out["tokens"])
     np.savez(path, **{k: out[k] for k in STORED})

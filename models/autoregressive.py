@@ -14,29 +14,14 @@ embeddings have ``VOCAB_SIZE + 1`` rows.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
 from dnb import representation as rep
-from models import NeuralBassModel
+from models.base import NeuralBassModel, inference, optimizer_step
 
 BOS = rep.VOCAB_SIZE  # 38
 State = dict[str, torch.Tensor]
-
-
-@contextlib.contextmanager
-def inference(model: torch.nn.Module):
-    """Eval mode and no grad for the duration, restoring the training flag after:
-    sampling with dropout on would silently change every output."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def shift_right(tokens: torch.Tensor) -> torch.Tensor:
@@ -124,10 +109,7 @@ class Autoregressive(NeuralBassModel):
         (opt,) = optimizers
         self.train()
         loss = token_nll_from_logits(self.logits(batch), batch["tokens"]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
-        opt.step()
+        optimizer_step(loss, opt, max_grad_norm=1.0)
         return {"loss": float(loss.detach())}
 
     def token_nll(self, batch: dict) -> torch.Tensor:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from models import DataInfo, build
+from dnb.schema import DataInfo
+from models import build
 
 
 def plain(obj):

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from dnb import representation as rep
-from models import DataInfo
-from models.conditioning import Conditioning
-from models.ffnn import COND_DIM, StepwiseTokenModel
+from dnb.schema import DataInfo
+from models.base import StepwiseTokenModel
+from models.conditioning import COND_DIM, Conditioning
 
 
 class Cnn(StepwiseTokenModel):

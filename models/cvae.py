@@ -30,18 +30,18 @@ import torch
 from torch import nn
 
 from dnb import representation as rep
-from models import DataInfo, NeuralBassModel
+from dnb.schema import DataInfo
 from models.autoregressive import (
     BOS,
     State,
     beam_loop,
-    inference,
     onset_probs_from_logits,
     repeat_batch,
     sample_loop,
     shift_right,
     token_nll_from_logits,
 )
+from models.base import NeuralBassModel, inference, optimizer_step
 from models.conditioning import Conditioning
 from models.lstm import ALIGN, Seq2Seq
 
@@ -64,8 +64,7 @@ class Cvae(NeuralBassModel):
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
-        self.seed = int(params.get("seed", 0))
-        torch.manual_seed(self.seed)
+        self.seed = int(params.get("seed", 0))  # of the generator of token_nll's noise, not the global RNG
         hidden, cond_dim = int(params.get("hidden", 256)), int(params.get("cond_dim", 64))
         self.latent = int(params.get("latent", 16))
         self.kl_anneal_epochs = int(params.get("kl_anneal_epochs", 5))
@@ -121,10 +120,7 @@ class Cvae(NeuralBassModel):
         beta = self.kl_weight(epoch)
         penalty = kl_dim.mean(0).clamp(min=self.free_bits).sum()
         loss = (recon + beta * penalty) / rep.BASS_STEPS
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
-        opt.step()
+        optimizer_step(loss, opt, max_grad_norm=1.0)
         steps = rep.BASS_STEPS
         recon, kl = float(recon.detach()), float(kl.detach())
         return {"loss": (recon + kl) / steps, "recon": recon / steps, "kl": kl, "beta": beta}

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dnb import representation as rep
-from models import DataInfo
+from dnb.schema import DataInfo
 from models.autoregressive import BOS, Autoregressive, State, shift_right
 from models.conditioning import Conditioning
 
@@ -87,7 +87,6 @@ class Lstm(Autoregressive):
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
-        torch.manual_seed(int(params.get("seed", 0)))
         cond_dim = int(params.get("cond_dim", 64))
         self.cond = Conditioning(params.get("conditioning", []), info, cond_dim)
         self.net = Seq2Seq(

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnb import representation as rep
-from models import DataInfo, NeuralBassModel
-from models.conditioning import Conditioning
+from dnb.schema import DataInfo
+from models.base import NeuralBassModel, inference, optimizer_step
+from models.conditioning import COND_DIM, Conditioning
 
-COND_DIM = 32
 WIDTH = 40  # 36 pitches padded to a multiple of 8
 
 
@@ -157,27 +157,19 @@ class Pix2pix(NeuralBassModel):
             F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
             + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         )
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        optimizer_step(loss_d, opt_d)
         # generator: fool the discriminator and reconstruct the roll
         d_gen = self.discriminate(batch["drums"], fake)
         gan = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
         l1, bce = self.reconstruction(logits, real)
         loss_g = self.gan_weight * gan + self.l1_weight * l1 + self.bce_weight * bce
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        optimizer_step(loss_g, opt_g)
         losses = {"loss": loss_g, "d_loss": loss_d, "g_gan": gan, "l1": l1, "bce": bce}
         return {k: v.item() for k, v in losses.items()}
 
-    @torch.no_grad()
     def _eval_logits(self, batch: dict) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        logits = self.roll_logits(batch)
-        self.train(was_training)
-        return logits
+        with inference(self):
+            return self.roll_logits(batch)
 
     def validation_loss(self, batch: dict) -> torch.Tensor:
         """NOT a token NLL: pos-weighted L1 + BCE of the onset roll (dropout off), the

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnb import representation as rep
-from models import DataInfo
+from dnb.schema import DataInfo
 from models.autoregressive import Autoregressive, State, shift_right
 from models.conditioning import Conditioning
 
@@ -83,7 +83,6 @@ class Transformer(Autoregressive):
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
-        torch.manual_seed(int(params.get("seed", 0)))
         d, heads, ff = int(params.get("d_model", 128)), int(params.get("heads", 4)), int(params.get("ff", 256))
         layers, enc_layers = int(params.get("layers", 2)), int(params.get("enc_layers", params.get("layers", 2)))
         dropout = float(params.get("dropout", 0.1))

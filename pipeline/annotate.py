@@ -6,11 +6,11 @@
   2-bar windows, primary style = text before '/', rare styles merged into "other"),
   model picked on the official validation split and reported on its test split
   beside the majority-class baseline; it is then exported to numpy arrays
-  (``dnb.genre.export_forest``) and that export labels every pair's drum grid, the
+  (``dnb.style.export_forest``) and that export labels every pair's drum grid, the
   same prediction code as ``dnb generate``.
 
 Outputs: ``data/interim/annotations.parquet`` (row-aligned with pairs.parquet),
-``data/genre_classifier.npz`` (see ``dnb.genre``) and ``data/annotate_report.json``.
+``data/style_classifier.npz`` (see ``dnb.style``) and ``data/annotate_report.json``.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from tqdm import tqdm
 
-from dnb import genre
 from dnb import representation as rep
+from dnb import style as drum_style
 from dnb.keys import estimate_keys
+from dnb.params import load_params
+from dnb.schema import N_KEYS
 
 INTERIM = Path("data/interim")
 OTHER = "other"
@@ -98,14 +99,14 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 
 def train_classifier(grids: np.ndarray, styles: pd.Series, splits: pd.Series, min_windows: int, seed: int):
-    """(bundle for ``dnb.genre``, report): candidates fitted on train, the best
+    """(bundle for ``dnb.style``, report): candidates fitted on train, the best
     validation macro-F1 kept (ties: accuracy, then listing order), scored on test,
     exported to arrays and checked to predict exactly as sklearn on every window."""
     is_train = (splits == "train").to_numpy()
     labels = merge_rare_styles(styles, is_train, min_windows)
     classes = sorted(labels.unique())
     y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy()
-    x = genre.drum_features(grids)
+    x = drum_style.drum_features(grids)
     part = {s: (splits == s).to_numpy() for s in SPLITS}
     if not part["train"].any() or not part["validation"].any() or not part["test"].any():
         raise ValueError(f"the Groove data needs windows in every split, got {labels.groupby(splits).size().to_dict()}")
@@ -139,9 +140,9 @@ def train_classifier(grids: np.ndarray, styles: pd.Series, splits: pd.Series, mi
         "n_windows": {s: int(part[s].sum()) for s in SPLITS},
         "merged_into_other": sorted(set(styles) - set(classes)),
     }
-    bundle = genre.export_forest(model, classes)
-    if not np.array_equal(genre.forest_predict(bundle, x), model.predict(x)):  # e.g. a new sklearn tree format
-        raise RuntimeError("the exported genre classifier disagrees with scikit-learn on the Groove windows")
+    bundle = drum_style.export_forest(model, classes)
+    if not np.array_equal(drum_style.forest_predict(bundle, x), model.predict(x)):  # e.g. a new sklearn tree format
+        raise RuntimeError("the exported style classifier disagrees with scikit-learn on the Groove windows")
     return bundle, report
 
 
@@ -176,7 +177,7 @@ def folder_crosstab(pairs: pd.DataFrame, styles: np.ndarray) -> dict:
 
 
 def main() -> None:
-    params = yaml.safe_load(open("params.yaml"))["annotate"]
+    params = load_params()["annotate"]
     t0 = time.perf_counter()
     grids, windows, groove_counts = groove_windows(Path(params["groove_path"]), int(params["min_drum_onsets"]))
     bundle, classifier = train_classifier(
@@ -192,7 +193,7 @@ def main() -> None:
     if len(drums) != len(pairs):
         raise ValueError(f"pairs.npz has {len(drums)} drum grids but pairs.parquet {len(pairs)} rows")
     keys, confidence, missing = pair_keys(pairs, songs)
-    style_index = genre.predict_style_index(bundle, drums)
+    style_index = drum_style.predict_style_index(bundle, drums)
     classes = np.array(bundle["classes"])
     annotations = pd.DataFrame(
         {
@@ -205,12 +206,12 @@ def main() -> None:
     )
     per_song = song_keys(songs)
     pitched = per_song[per_song["pitched"]]
-    key_counts = np.bincount(pitched["key"], minlength=24)
+    key_counts = np.bincount(pitched["key"], minlength=N_KEYS)
     style_counts = np.bincount(style_index, minlength=len(classes))
     t2 = time.perf_counter()
 
     annotations.to_parquet(INTERIM / "annotations.parquet", index=False)
-    genre.save_classifier(bundle, "data/genre_classifier.npz")
+    drum_style.save_classifier(bundle, "data/style_classifier.npz")
     report = {
         "classifier": classifier,
         "pairs": len(pairs),

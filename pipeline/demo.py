@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
-import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from dnb import representation as rep
-from pipeline.tables import DISPLAY
+from dnb.audio import encode, to_wav, trim_wav
+from dnb.params import load_params
+from dnb.schema import program_of, tempo_bpm
+from pipeline.report.figures import piano_rolls
+from pipeline.report.names import display
+from pipeline.sampling import load_loops, sample_models
 
 SELFTEST = """
 <script>
@@ -68,62 +69,8 @@ if (location.hash === "#selftest") window.addEventListener("load", selftest);
 """
 
 
-def program_of(index: int) -> int:
-    """GM program of a conditioning program index (0..7 -> 32..39; 8 'named bass' -> 33)."""
-    return 32 + int(index) if 0 <= int(index) < 8 else 33
-
-
-def to_wav(midi_path: Path, wav_path: Path, rate: int) -> None:
-    """fluidsynth when installed, else pretty_midi's sine synthesis (bass only) as a fallback."""
-    if shutil.which("fluidsynth"):
-        from dnb.cli import render_wav
-
-        render_wav(midi_path, wav_path, rate)
-        return
-    import pretty_midi
-
-    audio = pretty_midi.PrettyMIDI(str(midi_path)).synthesize(fs=rate)
-    pcm = (np.clip(audio / max(1e-9, np.abs(audio).max()) * 0.8, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(wav_path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-
-
-def trim_wav(path: Path, seconds: float, fade: float = 0.05) -> None:
-    """Cut a 16-bit WAV to ``seconds`` with a short fade-out (fluidsynth renders long release tails)."""
-    with wave.open(str(path), "rb") as w:
-        channels, rate, width = w.getnchannels(), w.getframerate(), w.getsampwidth()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, channels)
-    pcm = pcm[: int(seconds * rate)].astype(np.float64)
-    n_fade = min(len(pcm), int(fade * rate))
-    pcm[len(pcm) - n_fade:] *= np.linspace(1.0, 0.0, n_fade)[:, None]
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        w.writeframes(np.rint(pcm).astype("<i2").tobytes())
-
-
-def encode(wav_path: Path, audio_format: str) -> Path:
-    """Compress a WAV to ogg/mp3 with ffmpeg (mono); the WAV itself when that is impossible."""
-    codec = {"ogg": ["-c:a", "libvorbis", "-q:a", "3"], "mp3": ["-c:a", "libmp3lame", "-q:a", "5"]}.get(audio_format)
-    if codec is None or shutil.which("ffmpeg") is None:
-        return wav_path
-    out = wav_path.with_suffix(f".{audio_format}")
-    cmd = ["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav_path), "-ac", "1", *codec, "-map_metadata", "-1",
-           "-fflags", "+bitexact", "-flags:a", "+bitexact", str(out)]
-    if subprocess.run(cmd, capture_output=True).returncode != 0:
-        return wav_path
-    wav_path.unlink()
-    return out
-
-
 def roll_png(drums: np.ndarray, sources: dict, path: Path) -> None:
     """Piano roll of one loop: drums, then every source's bass."""
-    from pipeline.figures import piano_rolls
-
     batch = {"drums": np.asarray(drums)[None], "tokens": np.asarray(sources["real"])[None]}
     samples = {n: (None if t is None else t[None]) for n, t in sources.items() if n != "real"}
     piano_rolls(batch, samples, path)
@@ -159,7 +106,7 @@ def build_demo(loops: list[dict], out_dir: Path, sample_rate: int = 22050, audio
             src = players.get((i, name))
             player = (f'<audio controls preload="auto" src="{html.escape(src)}"></audio>' if src
                       else "<em>not trained</em>")
-            label = DISPLAY.get(name, name)
+            label = display(name)
             rows.append(f"<tr><td>{html.escape(label)}</td><td>{player}</td></tr>")
         sections.append(
             f'<section><h2>Test loop {i + 1} <small>({loop["bpm"]:.0f} bpm)</small></h2>\n'
@@ -182,13 +129,10 @@ def build_demo(loops: list[dict], out_dir: Path, sample_rate: int = 22050, audio
 
 
 def main() -> None:
-    params = yaml.safe_load(open("params.yaml"))["demo"]
-    from pipeline.figures import load_loops, sample_models
-
+    everything = load_params()
+    params = everything["demo"]
     batch = load_loops(Path(params["tensors"]), params["loops"], params["seed"])
-    if batch is None:
-        raise SystemExit(f"demo: no test tensors in {params['tensors']}: run `dvc repro tensorize` first")
-    samples = sample_models(params["models"], batch, Path(params["checkpoint_dir"]), params["seed"],
+    samples = sample_models(list(everything["models"]), batch, Path(params["checkpoint_dir"]), params["seed"],
                             params["temperature"])
     loops = []
     for j in range(int(batch["drums"].shape[0])):
@@ -196,7 +140,7 @@ def main() -> None:
         sources.update({n: (None if t is None else t[j]) for n, t in samples.items()})
         loops.append({
             "drums": batch["drums"][j].numpy().astype(np.uint8),
-            "bpm": float(120.0 * 2.0 ** float(batch["tempo"][j])),
+            "bpm": float(tempo_bpm(batch["tempo"][j])),
             "program": program_of(int(batch["program"][j])),
             "sources": sources,
         })

@@ -1,16 +1,19 @@
 """Stage `evaluate`: every model and baseline on the same test songs, with 95% song-bootstrap intervals.
 
-Reads params ``evaluate``, ``model`` and ``models``. Baselines are fitted on the
-train split; models are loaded from ``checkpoints/<name>.pt`` and ablation runs from
-``checkpoints/ablation/<tag>.pt`` for the tags of ``evaluate.ablations`` and any other
-found there (a missing checkpoint is reported, never fatal).
+Reads params ``evaluate``, the name lists ``model``, ``models`` and ``baselines``, and
+the tags of ``train.ablation``. Baselines are fitted on the train split; models are
+loaded from ``checkpoints/<name>.pt`` and ablation runs from
+``checkpoints/ablation/<tag>.pt`` (a missing or failing one is reported in its file
+with its status, and the ``tables`` stage refuses to typeset it).
 
 Writes ``metrics/<name>.json`` per model and baseline, ``metrics/ablation_<tag>.json``,
-``metrics/summary.json`` (name -> metric -> value, for the paper tables), the
-headline ``metrics.json`` (the ``model`` selected in params, flattened),
-``metrics/comparisons.json`` (each model minus each of ``compare_baselines`` with
-paired song-bootstrap intervals: the quality bar) and ``metrics/per_example.parquet``
-(one row per model and test pair).
+``metrics/summary.json`` (name -> metric -> value), the headline ``metrics.json`` (the
+``model`` selected in params, flattened), ``metrics/comparisons.json`` (each model
+minus each of ``compare_baselines`` with paired song-bootstrap intervals: the quality
+bar), ``evaluation/per_example.parquet`` (one row per model and test pair) and
+``evaluation/piano_rolls.npz`` (every model's first seeded sample of the test loops of
+the paper's piano-roll figure: the ``tables`` stage draws them, loading no model).
+Metric names, statistics and directions are ``dnb.metrics.METRICS``.
 
 BLEU-4 is scored twice: on the first sample at ``temperature`` (``bleu4``), and on
 the minimum-Bayes-risk choice among ``mbr_samples`` samples (``bleu4_mbr``, on the
@@ -29,26 +32,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from tqdm import tqdm
 
 from dnb import data as dnb_data
 from dnb import metrics as M
+from dnb import representation as rep
+from dnb.metrics import DIVERSITY, METRICS, MUSICAL
+from dnb.params import load_params
 from models import build
+from models.checkpoint import load_trained
+from pipeline.sampling import load_loops, sample_models
 
 TENSORS = Path("data/tensors")
 CHECKPOINTS = Path("checkpoints")
 OUT = Path("metrics")
-MUSICAL = ["key_consistency", "kick_lock", "empty_bar_rate", "upc", "qualified_note_rate", "polyphony_rate"]
-LOWER_IS_BETTER = {"bce", "nll_per_step", "perplexity"}
-DIVERSITY = ["distinct_samples", "self_bleu4", "pairwise_f1_distance"]
-METRICS = (
-    ["bce", "nll_per_step", "perplexity", "bleu1", "bleu2", "bleu3", "bleu4", "bleu4_mbr"]
-    + ["onset_precision", "onset_recall", "onset_f1", "onset_pitch_precision", "onset_pitch_recall"]
-    + ["onset_pitch_f1", "pitch_class_accuracy"]
-    + MUSICAL
-    + DIVERSITY
-)
+EVALUATION = Path("evaluation")
 
 
 def _sample(gen, test: dict, params: dict, k: int, generator, label: str, want_scores: bool) -> dict:
@@ -61,10 +59,10 @@ def _sample(gen, test: dict, params: dict, k: int, generator, label: str, want_s
     for batch in tqdm(dnb_data.iterate_batches(test, size), total=total, desc=f"  {label}", leave=False,
                       file=sys.stderr):
         out = gen.sample(batch, k=k, temperature=float(params["temperature"]), generator=generator)
-        expected = (dnb_data.batch_size_of(batch), k, 64)
-        if tuple(out.shape) != expected or int(out.min()) < 0 or int(out.max()) >= 38:
+        expected = (dnb_data.batch_size_of(batch), k, rep.BASS_STEPS)
+        if tuple(out.shape) != expected or int(out.min()) < 0 or int(out.max()) >= rep.VOCAB_SIZE:
             raise ValueError(f"sample() gave shape {tuple(out.shape)}, values {int(out.min())}..{int(out.max())}; "
-                             f"expected {expected} tokens in 0..37")
+                             f"expected {expected} tokens in 0..{rep.VOCAB_SIZE - 1}")
         samples.append(out.to(torch.uint8).numpy())
         token_nll = gen.token_nll(batch) if has_nll else None
         has_nll = token_nll is not None
@@ -140,67 +138,64 @@ def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = Tr
 
 
 def metric_stats(run: dict, test: dict) -> tuple[dict, dict]:
-    """{metric: (per-pair statistics [N, D], statistic, rows or None = all pairs)} and
-    per-example columns."""
+    """{metric: (per-pair statistics [N, D], rows or None = all pairs)} for the metrics the
+    run defines (their statistics are ``METRICS[name].statistic``), and per-example columns."""
     true = test["tokens"].numpy()
     drums, key = test["drums"].numpy(), test["key"].numpy()
     first = run["first"]
     out: dict = {}
     per_example: dict = {}
     if run["bce"] is not None:
-        out["bce"] = (run["bce"], M.RATIO, None)
+        out["bce"] = (run["bce"], None)
         per_example["bce"] = run["bce"][:, 0]
     if run["nll"] is not None:
         nll = M.nll_stats(run["nll"])
-        out["nll_per_step"] = (nll, M.RATIO, None)
-        out["perplexity"] = (nll, M.PERPLEXITY, None)
+        out["nll_per_step"] = out["perplexity"] = (nll, None)
         per_example["nll_per_step"] = nll[:, 0] / nll[:, 1]
     bleu = M.bleu_stats(first, true)
     for order in range(1, 5):
-        out[f"bleu{order}"] = (bleu, M.bleu_statistic(order), None)
+        out[f"bleu{order}"] = (bleu, None)
     per_example["bleu4"] = M.sentence_bleu(bleu, 4)
     if run.get("mbr") is not None:
-        out["bleu4_mbr"] = (M.bleu_stats(run["mbr"], true[run["rows"]]), M.bleu_statistic(4), run["rows"])
+        out["bleu4_mbr"] = (M.bleu_stats(run["mbr"], true[run["rows"]]), run["rows"])
     onsets = M.onset_stats(first, true)
-    out["onset_precision"] = (onsets[:, [0, 3]], M.RATIO, None)
-    out["onset_recall"] = (onsets[:, [0, 4]], M.RATIO, None)
-    out["onset_f1"] = (onsets[:, [0, 3, 4]], M.F1, None)
-    out["onset_pitch_precision"] = (onsets[:, [1, 3]], M.RATIO, None)
-    out["onset_pitch_recall"] = (onsets[:, [1, 4]], M.RATIO, None)
-    out["onset_pitch_f1"] = (onsets[:, [1, 3, 4]], M.F1, None)
-    out["pitch_class_accuracy"] = (onsets[:, [2, 0]], M.RATIO, None)
+    columns = {"onset_precision": [0, 3], "onset_recall": [0, 4], "onset_f1": [0, 3, 4],
+               "onset_pitch_precision": [1, 3], "onset_pitch_recall": [1, 4], "onset_pitch_f1": [1, 3, 4],
+               "pitch_class_accuracy": [2, 0]}
+    for name, cols in columns.items():
+        out[name] = (onsets[:, cols], None)
     per_example["onset_f1"] = M.pair_f1(first, true, pitch=False)
     per_example["onset_pitch_f1"] = M.pair_f1(first, true, pitch=True)
     musical = M.musical_stats(first, drums, key)
     if run["poly"] is not None:
         musical["polyphony_rate"] = run["poly"]
     for name in MUSICAL:
-        out[name] = (musical[name], M.RATIO, None)
+        out[name] = (musical[name], None)
     for name in ("key_consistency", "kick_lock"):
         num, den = musical[name][:, 0], musical[name][:, 1]
         per_example[name] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-    if run["diversity"] is None:
+    if run["diversity"] is None:  # identical samples by design: the values of no diversity at all
         n = len(first)
-        out["distinct_samples"] = (np.ones((n, 2)), M.RATIO, None)
-        out["self_bleu4"] = (np.tile([1.0, 1.0], (n, 1)), M.RATIO, None)
-        out["pairwise_f1_distance"] = (np.tile([0.0, 1.0], (n, 1)), M.RATIO, None)
+        perfect_bleu = np.ones((n, 2 * 4 + 2))  # every n-gram matched, equal lengths: BLEU 1
+        out["distinct_samples"] = (np.ones((n, 2)), None)
+        out["self_bleu4"] = (perfect_bleu, None)
+        out["pairwise_f1_distance"] = (np.tile([0.0, 1.0], (n, 1)), None)
     else:
         div = M.diversity_stats(run["diversity"])
-        out["distinct_samples"] = (div["distinct_samples"], M.RATIO, run["rows"])
-        out["self_bleu4"] = (div["self_bleu4"], M.bleu_statistic(4), run["rows"])
-        out["pairwise_f1_distance"] = (div["pairwise_f1_distance"], M.RATIO, run["rows"])
+        for name in DIVERSITY:
+            out[name] = (div[name], run["rows"])
     return out, per_example
 
 
 def summarise_all(stats: dict, song: np.ndarray, params: dict) -> dict:
     n_boot, seed = int(params["bootstrap"]), int(params["seed"])
     result = {}
-    for name in METRICS:
+    for name, metric in METRICS.items():
         if name not in stats:
             result[name] = None
             continue
-        values, statistic, rows = stats[name]
-        result[name] = M.summarise(values, statistic, song if rows is None else song[rows], n_boot, seed)
+        values, rows = stats[name]
+        result[name] = M.summarise(values, metric.statistic, song if rows is None else song[rows], n_boot, seed)
     return result
 
 
@@ -208,8 +203,8 @@ def reference_metrics(test: dict, params: dict) -> dict:
     """The musical metrics of the real bass on the same pairs (what a model should match)."""
     stats = M.musical_stats(test["tokens"].numpy(), test["drums"].numpy(), test["key"].numpy())
     song = test["song"].numpy()
-    return {name: M.summarise(stats[name], M.RATIO, song, int(params["bootstrap"]), int(params["seed"]))
-            for name in MUSICAL}
+    return {name: M.summarise(stats[name], METRICS[name].statistic, song, int(params["bootstrap"]),
+                              int(params["seed"])) for name in MUSICAL}
 
 
 def notes_for(gen, stats: dict) -> list[str]:
@@ -269,11 +264,11 @@ def comparisons(kept: dict[str, dict], models: list[str], params: dict, song: np
                 a, b = kept.get(model, {}).get(metric), kept.get(base, {}).get(metric)
                 diff = None
                 if a is not None and b is not None:  # same statistic, same rows: seeded alike
-                    rows = a[2]
-                    diff = M.paired_difference(a[0], b[0], a[1], song if rows is None else song[rows], n_boot, seed)
+                    rows = a[1]
+                    diff = M.paired_difference(a[0], b[0], METRICS[metric].statistic,
+                                               song if rows is None else song[rows], n_boot, seed)
                 if diff is not None:
-                    lower = metric in LOWER_IS_BETTER
-                    diff["clears"] = bool(diff["hi"] < 0 if lower else diff["lo"] > 0)
+                    diff["clears"] = bool(diff["hi"] < 0 if METRICS[metric].lower_is_better else diff["lo"] > 0)
                 row[metric] = diff
             out[model][base] = row
     return out
@@ -286,19 +281,12 @@ def skipped(name: str, kind: str, status: str, test: dict, reference: dict) -> d
             "notes": [status]}
 
 
-def load_model(path: Path):
-    from models.checkpoint import load_trained  # imported late: written by the training engineer
-
-    return load_trained(path)
-
-
-def candidates(params: dict, models: list[str]) -> list[tuple[str, str, Path | None, str]]:
+def candidates(names: dict) -> list[tuple[str, str, Path | None, str]]:
     """(name, kind, checkpoint or None, output file stem) for everything to evaluate."""
-    todo = [(name, "baseline", None, name) for name in params["baselines"]]
-    todo += [(name, "model", CHECKPOINTS / f"{name}.pt", name) for name in models]
-    found = [p.name[: -len(".pt")] for p in (CHECKPOINTS / "ablation").glob("*.pt") if "." not in p.stem]
-    tags = list(params.get("ablations", [])) + sorted(set(found) - set(params.get("ablations", [])))
-    todo += [(f"ablation_{t}", "ablation", CHECKPOINTS / "ablation" / f"{t}.pt", f"ablation_{t}") for t in tags]
+    todo = [(name, "baseline", None, name) for name in names["baselines"]]
+    todo += [(name, "model", CHECKPOINTS / f"{name}.pt", name) for name in names["models"]]
+    todo += [(f"ablation_{t}", "ablation", CHECKPOINTS / "ablation" / f"{t}.pt", f"ablation_{t}")
+             for t in names["ablations"]]
     return todo
 
 
@@ -318,9 +306,21 @@ def write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
+def write_piano_rolls(path: Path, names: list[str], params: dict) -> None:
+    """The figure's test loops (drums, real bass) and every model's first seeded sample of them."""
+    loops = load_loops(TENSORS, int(params["roll_loops"]), int(params["seed"]))
+    samples = sample_models(names, loops, CHECKPOINTS, int(params["seed"]), float(params["temperature"]))
+    arrays = {"drums": loops["drums"].numpy().astype(np.uint8), "tokens": loops["tokens"].numpy().astype(np.int64)}
+    arrays |= {f"sample_{name}": tokens for name, tokens in samples.items() if tokens is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+
+
 def main() -> None:
-    everything = yaml.safe_load(open("params.yaml"))
-    params, model, models = everything["evaluate"], everything["model"], list(everything["models"])
+    everything = load_params()
+    params, model = everything["evaluate"], everything["model"]
+    names = {"models": list(everything["models"]), "baselines": list(everything["baselines"]),
+             "ablations": list(everything["train"]["ablation"])}
     torch.set_num_threads(int(params.get("threads", 1)))
     start = time.time()
     train, test = dnb_data.load_split(TENSORS, "train"), dnb_data.load_split(TENSORS, "test")
@@ -331,7 +331,7 @@ def main() -> None:
           f"fitting baselines on {dnb_data.batch_size_of(train)} train pairs")
     reference = reference_metrics(test, params)
     reports, frames, kept = {}, [], {}
-    for name, kind, path, stem in candidates(params, models):
+    for name, kind, path, stem in candidates(names):
         try:
             if path is None:
                 gen = build(name, params, info).fit(train)
@@ -341,7 +341,7 @@ def main() -> None:
                 write_json(OUT / f"{stem}.json", reports[stem])
                 continue
             else:
-                gen = load_model(path)
+                gen = load_trained(path)
             report, frame, stats = evaluate_one(name, kind, gen, test, params, reference)
             frames.append(frame)
             if kind == "model" or name in params.get("compare_baselines", []):
@@ -360,11 +360,13 @@ def main() -> None:
                for stem, r in reports.items()}
     summary["reference"] = {k: (v["value"] if v else None) for k, v in reference.items()}
     write_json(OUT / "summary.json", summary)
-    write_json(OUT / "comparisons.json", comparisons(kept, models, params, test["song"].numpy()))
+    write_json(OUT / "comparisons.json", comparisons(kept, names["models"], params, test["song"].numpy()))
     chosen = reports.get(model) or skipped(model, "model", "not evaluated", test, reference)
     write_json(Path("metrics.json"), headline(chosen))
     per_example = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    per_example.to_parquet(OUT / "per_example.parquet", index=False)
+    EVALUATION.mkdir(parents=True, exist_ok=True)
+    per_example.to_parquet(EVALUATION / "per_example.parquet", index=False)
+    write_piano_rolls(EVALUATION / "piano_rolls.npz", names["models"], params)
     statuses = pd.Series([r["status"].split(":")[0] for r in reports.values()]).value_counts().to_dict()
     print(f"evaluate: wrote {len(reports)} reports {statuses} and {len(per_example)} per-example rows "
           f"in {time.time() - start:.1f} s")

@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from tqdm import tqdm
 
 from dnb import representation as rep
 from dnb.corpus import folder_genre, is_midi, iter_files, relative_names, unwrap_rmid
 from dnb.keys import pitch_class_histogram
+from dnb.params import load_params
+from dnb.schema import program_index
 
 # Every file that yields no pair gets exactly one of these, checked in this order.
 REASONS = (
@@ -117,7 +118,7 @@ def _process_score(score, params: dict) -> dict:
         "n_drum": n_drum[keep],
         "n_bass": n_bass[keep],
         "program": program,
-        "program_index": rep.bass_program_index(program, is_gm),
+        "program_index": program_index(program, is_gm),
         "tpq": tpq,
         "pc": pitch_class_histogram(score),
     }
@@ -326,8 +327,7 @@ def main() -> None:
     parser.add_argument("--report", default="data/extract_report.json")
     parser.add_argument("--corpus", action="append", metavar="NAME=PATH", help="replace the corpora of params")
     args = parser.parse_args()
-    with open(args.params) as fh:
-        params = yaml.safe_load(fh)["extract"]
+    params = load_params(args.params)["extract"]
     if args.corpus:
         params["corpora"] = dict(item.split("=", 1) for item in args.corpus)
     run(params, Path(args.out), Path(args.report))

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from dnb.params import load_params
 
 APT = ("sudo apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended "
        "texlive-fonts-recommended latexmk   (or: make latex)")
@@ -43,7 +43,7 @@ def compile_pdf(tex: Path, out_dir: Path) -> Path:
 
 
 def main() -> None:
-    params = yaml.safe_load(open("params.yaml"))["paper"]
+    params = load_params()["paper"]
     compile_pdf(Path(params["tex"]), Path(params["out_dir"]))
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from tqdm import tqdm
 
 from dnb import representation as rep
 from dnb import tensors as split_files
+from dnb.params import load_params
+from dnb.schema import N_KEYS, tempo_bpm, tempo_feature
 
 SPLITS = ("train", "val", "test")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -88,7 +89,7 @@ def augment_shifts(params: dict) -> list[int]:
 
 
 def load_inputs(interim: Path, classifier: Path) -> tuple[dict, pd.DataFrame, list[str]]:
-    """(npz arrays, pairs + annotations frame, genre class names); row counts must agree."""
+    """(npz arrays, pairs + annotations frame, style class names); row counts must agree."""
     with np.load(interim / "pairs.npz") as data:
         arrays = {"drums": data["drums"], "tokens": data["tokens"]}
     shapes = {"drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "tokens": (rep.BASS_STEPS,)}
@@ -109,21 +110,21 @@ def load_inputs(interim: Path, classifier: Path) -> tuple[dict, pd.DataFrame, li
     frame["style_index"] = notes["style_index"].to_numpy()
     if classifier.suffix == ".json":  # the annotate report lists the classes: no sklearn import (~4 s)
         classes = json.loads(classifier.read_text())["classifier"]["classes"]
-    else:  # data/genre_classifier.npz (dnb.genre): plain arrays, no pickle
+    else:  # data/style_classifier.npz (dnb.style): plain arrays, no pickle
         with np.load(classifier, allow_pickle=False) as bundle:
             classes = bundle["classes"].tolist()
     return arrays, frame, [str(g) for g in classes]
 
 
-def bad_rows(arrays: dict, frame: pd.DataFrame, n_genres: int) -> tuple[np.ndarray, dict[str, int]]:
+def bad_rows(arrays: dict, frame: pd.DataFrame, n_styles: int) -> tuple[np.ndarray, dict[str, int]]:
     """(mask of rows to drop, count per reason); each row counts under its first reason."""
     n = len(frame)
     tokens, drums = arrays["tokens"], arrays["drums"]
     checks = {  # whole-array max first: the per-row scan of 200 MB of drums only runs when needed
         "bad_tokens": (tokens >= rep.VOCAB_SIZE).any(axis=1) if n and tokens.max() >= rep.VOCAB_SIZE else False,
         "bad_drums": (drums > 1).any(axis=(1, 2)) if n and drums.max() > 1 else False,
-        "bad_key": ~frame["key"].between(0, 23).to_numpy(),
-        "bad_style_index": ~frame["style_index"].between(0, n_genres - 1).to_numpy(),
+        "bad_key": ~frame["key"].between(0, N_KEYS - 1).to_numpy(),
+        "bad_style_index": ~frame["style_index"].between(0, n_styles - 1).to_numpy(),
         "bad_program": ~frame["program_index"].between(0, rep.BASS_PROGRAMS - 1).to_numpy(),
         "bad_bpm": ~(np.isfinite(frame["bpm"].to_numpy(dtype=np.float64)) & (frame["bpm"].to_numpy() > 0)),
     }
@@ -139,16 +140,16 @@ def bad_rows(arrays: dict, frame: pd.DataFrame, n_genres: int) -> tuple[np.ndarr
 # --------------------------------------------------------------------------- tensors
 
 
-def split_arrays(drums, tokens, bpm, program, key, genre, song) -> dict[str, np.ndarray]:
+def split_arrays(drums, tokens, bpm, program, key, style, song) -> dict[str, np.ndarray]:
     """The fields of ``dnb/data.py`` with their documented dtypes."""
     tokens = np.ascontiguousarray(tokens, dtype=np.uint8)
     return {
         "drums": np.ascontiguousarray(drums, dtype=np.uint8),
         "tokens": tokens,
-        "tempo": rep.normalise_tempo(bpm),
+        "tempo": tempo_feature(bpm),
         "program": np.asarray(program, dtype=np.int64),
         "key": np.asarray(key, dtype=np.int64),
-        "genre": np.asarray(genre, dtype=np.int64),
+        "style": np.asarray(style, dtype=np.int64),
         "song": np.asarray(song, dtype=np.int64),
     }
 
@@ -160,7 +161,7 @@ def augment(arrays: dict[str, np.ndarray], shifts: list[int]) -> dict[str, np.nd
     tokens = [arrays["tokens"]] + [rep.transpose_tokens(arrays["tokens"], s) for s in shifts]
     keys = [arrays["key"]] + [shift_keys(arrays["key"], s) for s in shifts]
     reps = 1 + len(shifts)
-    tiled = {k: np.concatenate([arrays[k]] * reps) for k in ("drums", "tempo", "program", "genre", "song")}
+    tiled = {k: np.concatenate([arrays[k]] * reps) for k in ("drums", "tempo", "program", "style", "song")}
     tokens = np.concatenate(tokens)
     return tiled | {"tokens": tokens, "key": np.concatenate(keys)}
 
@@ -173,18 +174,18 @@ def _hist(codes: np.ndarray, names: list[str]) -> dict[str, int]:
     return {name: int(c) for name, c in zip(names, counts) if c}
 
 
-def split_stats(arrays: dict, genres: list[str], corpora: list[str], folders: list[str], song_corpus, song_folder):
+def split_stats(arrays: dict, styles: list[str], corpora: list[str], folders: list[str], song_corpus, song_folder):
     """Counts, label histograms and note density of one written split."""
     n = len(arrays["tokens"])
     token_counts = np.bincount(arrays["tokens"].ravel(), minlength=rep.VOCAB_SIZE)
     bass_onsets = int(token_counts[rep.ONSET_OFFSET :].sum())
     steps = max(n * rep.BASS_STEPS, 1)
-    bpm = 120.0 * np.exp2(arrays["tempo"].astype(np.float64))
+    bpm = tempo_bpm(arrays["tempo"])
     return {
         "pairs": n,
         "songs": int(len(np.unique(arrays["song"]))),
         "pairs_by_corpus": _hist(song_corpus[arrays["song"]], corpora),
-        "genre_histogram": _hist(arrays["genre"], genres),
+        "style_histogram": _hist(arrays["style"], styles),
         "folder_genre_histogram": _hist(song_folder[arrays["song"]], folders),
         "key_histogram": _hist(arrays["key"], rep.KEY_NAMES),
         "density": {
@@ -204,7 +205,7 @@ def split_stats(arrays: dict, genres: list[str], corpora: list[str], folders: li
 # --------------------------------------------------------------------------- figure
 
 
-def plot_pairs(arrays: dict, genres: list[str], songs: list[str], path: Path, n: int, seed: int) -> list[int]:
+def plot_pairs(arrays: dict, styles: list[str], songs: list[str], path: Path, n: int, seed: int) -> list[int]:
     """Piano rolls of ``n`` seeded test pairs (drum grid above, bass below); returns their rows."""
     from matplotlib.figure import Figure  # no pyplot: renders with Agg, no GUI, a faster import
 
@@ -231,9 +232,9 @@ def plot_pairs(arrays: dict, genres: list[str], songs: list[str], path: Path, n:
         octaves = np.arange(0, rep.BASS_PITCHES, 12)
         bottom.set_yticks(octaves, [f"E{1 + i}" for i in range(len(octaves))] if col == 0 else [], fontsize=6)
         bottom.set_xlabel("beat", fontsize=7)
-        bpm = 120.0 * 2.0 ** float(arrays["tempo"][row])
+        bpm = float(tempo_bpm(arrays["tempo"][row]))
         title = f"{songs[arrays['song'][row]][:8]}  {bpm:.0f} bpm\n{rep.KEY_NAMES[arrays['key'][row]]}"
-        top.set_title(f"{title}, style: {genres[arrays['genre'][row]]}", fontsize=8)
+        top.set_title(f"{title}, style: {styles[arrays['style'][row]]}", fontsize=8)
     fig.suptitle("Test pairs: drums (16ths) above, bass (32nds, dark = onset) below", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,8 +257,8 @@ def run(
     started = time.perf_counter()
     split_fractions(params)
     shifts = augment_shifts(params)
-    arrays, frame, genres = load_inputs(interim, classifier)
-    drop, dropped = bad_rows(arrays, frame, len(genres))
+    arrays, frame, styles = load_inputs(interim, classifier)
+    drop, dropped = bad_rows(arrays, frame, len(styles))
     for reason, count in dropped.items():
         if count:
             print(f"tensorize: dropped {count} pairs: {reason}")
@@ -304,12 +305,12 @@ def run(
         if name == "train":
             out = augment(out, shifts)
         split_files.write_split(tensor_dir / f"{name}.npz", out)
-        stats["splits"][name] = split_stats(out, genres, corpora, folders, song_corpus, song_folder)
+        stats["splits"][name] = split_stats(out, styles, corpora, folders, song_corpus, song_folder)
         written[name] = out
 
     sizes = {name: len(written[name]["tokens"]) for name in SPLITS}
     meta = {
-        "genres": genres,
+        "styles": styles,
         "keys": rep.KEY_NAMES,
         "songs": songs,
         "song_split": [SPLITS[i] for i in song_split],
@@ -337,7 +338,7 @@ def run(
     stats_path.parent.mkdir(parents=True, exist_ok=True)
     stats_path.write_text(json.dumps(stats, indent=2) + "\n")
     if figure_path is not None:
-        plot_pairs(written["test"], genres, songs, figure_path, int(params["figure_pairs"]), int(params["seed"]))
+        plot_pairs(written["test"], styles, songs, figure_path, int(params["figure_pairs"]), int(params["seed"]))
     print(
         f"tensorize: pairs {sizes}, songs {meta['split_songs']} "
         f"({time.perf_counter() - started:.1f} s)"
@@ -346,7 +347,7 @@ def run(
 
 
 def main() -> None:
-    params = yaml.safe_load(open("params.yaml"))["tensorize"]
+    params = load_params()["tensorize"]
     run(params)
 
 

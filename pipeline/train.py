@@ -37,19 +37,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from dnb.data import batch_size_of, data_info, iterate_batches, load_split, subset
+from dnb.params import load_params
 from dnb.representation import VOCAB_SIZE
-from models import REGISTRY, DataInfo, build
+from dnb.schema import FIELDS, DataInfo
+from models import architectures, build
 from models.checkpoint import atomic_save, plain, save_checkpoint
-from models.conditioning import Conditioning
 
 # Params that change when a run stops, not what it computes: a resume file made
 # with other values of these is still valid (raise max_epochs and training continues).
 NOT_HASHED = ("max_epochs", "patience", "max_minutes", "threads")
-DATA_KEYS = ("drums", "tokens", "tempo", "program", "key", "genre")
+DATA_KEYS = tuple(k for k in FIELDS if k not in ("roll", "song"))  # what a model learns from
 VAL_BATCH = 512
 
 
@@ -61,7 +61,7 @@ def model_params(section: dict, name: str, conditioning: list[str] | None = None
     return plain(params)
 
 
-def fingerprint(name: str, params: dict, model, train: dict, val: dict) -> str:
+def fingerprint(name: str, params: dict, train: dict, val: dict) -> str:
     """Hash of what a resume file must match: params, data, the code of ``models/`` and this trainer."""
     h = hashlib.sha256(name.encode())
     h.update(json.dumps({k: v for k, v in params.items() if k not in NOT_HASHED}, sort_keys=True).encode())
@@ -69,7 +69,7 @@ def fingerprint(name: str, params: dict, model, train: dict, val: dict) -> str:
         for key in DATA_KEYS:
             h.update(split[key].contiguous().numpy().tobytes())
     # every model file: models import each other's building blocks (cvae uses lstm's Seq2Seq)
-    for file in sorted(Path(inspect.getsourcefile(Conditioning)).parent.glob("*.py")) + [Path(__file__)]:
+    for file in sorted(Path(inspect.getsourcefile(build)).parent.glob("*.py")) + [Path(__file__)]:
         h.update(Path(file).read_bytes())
     return h.hexdigest()
 
@@ -167,7 +167,7 @@ def train(
     model = build(name, params, info)
     optimizers = model.configure_optimizers(float(params["lr"]))
     shuffle = torch.Generator().manual_seed(seed)
-    fp = fingerprint(name, params, model, train_data, val_data)
+    fp = fingerprint(name, params, train_data, val_data)
     st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None}
     max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
     resumed = load_resume(resume_path, fp)
@@ -264,14 +264,14 @@ def train(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", help=f"one of {', '.join(REGISTRY)}")
+    parser.add_argument("model", help=f"one of {', '.join(architectures())}")
     parser.add_argument("--tag", help="conditioning ablation run: checkpoints/ablation/<tag>.pt")
-    parser.add_argument("--conditioning", help="comma-separated labels (tempo,program,key,genre); '' for none")
+    parser.add_argument("--conditioning", help="comma-separated labels (tempo,program,key,style); '' for none")
     parser.add_argument("--tensors", default="data/tensors")
     args = parser.parse_args(argv)
-    if args.model not in REGISTRY:
-        sys.exit(f"unknown model {args.model!r}; known: {', '.join(REGISTRY)}")
-    section = yaml.safe_load(open("params.yaml"))["train"]
+    if args.model not in architectures():
+        sys.exit(f"unknown model {args.model!r}; known: {', '.join(architectures())}")
+    section = load_params()["train"]
     conditioning = None
     if args.conditioning is not None:
         conditioning = [c for c in args.conditioning.split(",") if c]

@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from dnb import genre
 from dnb import representation as rep
+from dnb import style as drum_style
 from dnb.keys import PROFILES, estimate_keys
 from pipeline import annotate
 
@@ -96,7 +96,7 @@ def test_stage_writes_the_contract(stage_dir):
     annotate.main()
     ann = pd.read_parquet(stage_dir / "data/interim/annotations.parquet")
     report = json.loads((stage_dir / "data/annotate_report.json").read_text())
-    bundle = genre.load_classifier(stage_dir / "data/genre_classifier.npz")
+    bundle = drum_style.load_classifier(stage_dir / "data/style_classifier.npz")
 
     assert list(ann.columns) == ["key", "key_name", "key_confidence", "style", "style_index"]
     assert len(ann) == 7
@@ -112,7 +112,7 @@ def test_stage_writes_the_contract(stage_dir):
     assert sum(report["key_histogram"].values()) == 2
 
     # punk has 1 training window < min_style_windows = 3: merged into "other"
-    assert bundle["classes"] == ["jazz", "other", "rock"] and bundle["feature_version"] == genre.FEATURE_VERSION
+    assert bundle["classes"] == ["jazz", "other", "rock"] and bundle["feature_version"] == drum_style.FEATURE_VERSION
     clf = report["classifier"]
     assert clf["merged_into_other"] == ["punk"]
     assert clf["n_windows"] == {"train": 19, "validation": 6, "test": 6}
@@ -128,16 +128,16 @@ def test_stage_writes_the_contract(stage_dir):
     assert report["style_histogram"] == {"jazz": 3, "other": 0, "rock": 4}
     assert report["crosstab"] == {"jazz": {"jazz": 3, "rock": 0}, "rock": {"jazz": 0, "rock": 3}}
     with np.load(stage_dir / "data/interim/pairs.npz") as data:
-        assert genre.predict_style(bundle, data["drums"]) == ann["style"].tolist()
+        assert drum_style.predict_style(bundle, data["drums"]) == ann["style"].tolist()
 
 
 def test_stage_is_deterministic(stage_dir):
     annotate.main()
     first = pd.read_parquet(stage_dir / "data/interim/annotations.parquet")
     scores = json.loads((stage_dir / "data/annotate_report.json").read_text())["classifier"]["candidates"]
-    forest = (stage_dir / "data/genre_classifier.npz").read_bytes()
+    forest = (stage_dir / "data/style_classifier.npz").read_bytes()
     annotate.main()
-    assert (stage_dir / "data/genre_classifier.npz").read_bytes() == forest
+    assert (stage_dir / "data/style_classifier.npz").read_bytes() == forest
     pd.testing.assert_frame_equal(first, pd.read_parquet(stage_dir / "data/interim/annotations.parquet"))
     again = json.loads((stage_dir / "data/annotate_report.json").read_text())["classifier"]["candidates"]
     assert {n: s["val_macro_f1"] for n, s in scores.items()} == {n: s["val_macro_f1"] for n, s in again.items()}
@@ -155,16 +155,16 @@ def test_drum_features_exact():
     grid = np.zeros((1, 32, 14), dtype=np.uint8)
     grid[0, [0, 16], KICK] = 1
     grid[0, [0, 2, 5], CLOSED] = 1
-    x = genre.drum_features(grid)
-    assert x.shape == (1, genre.N_FEATURES) and x.dtype == np.float32
+    x = drum_style.drum_features(grid)
+    assert x.shape == (1, drum_style.N_FEATURES) and x.dtype == np.float32
     np.testing.assert_array_equal(x[0, :448], grid.reshape(-1))
-    summary = dict(zip(genre.SUMMARY_NAMES, x[0, 448:]))
+    summary = dict(zip(drum_style.SUMMARY_NAMES, x[0, 448:]))
     assert summary["onsets_kick"] == 2 and summary["onsets_closed_hihat"] == 3 and summary["onsets_snare"] == 0
     assert summary["density"] == pytest.approx(5 / 32)
     assert summary["busy_steps"] == pytest.approx(4 / 32)
     assert summary["offbeat_16ths"] == pytest.approx(1 / 5)  # step 5
     assert summary["offbeat_8ths"] == pytest.approx(1 / 5)  # step 2
     with pytest.raises(ValueError, match="drum grids"):
-        genre.drum_features(np.zeros((2, 16, 14)))
+        drum_style.drum_features(np.zeros((2, 16, 14)))
     with pytest.raises(ValueError, match="feature_version"):
-        genre.predict_style({"model": None, "classes": [], "feature_version": 0}, grid)
+        drum_style.predict_style({"model": None, "classes": [], "feature_version": 0}, grid)

@@ -11,7 +11,8 @@ import yaml
 from dnb import data as dnb_data
 from dnb import metrics as M
 from dnb import representation as rep
-from models import BASELINES, build, model_class
+from dnb.tensors import write_split
+from models import baseline_classes, build, model_class
 
 torch.set_num_threads(1)
 PARAMS = {"knn_k": 3, "knn_metric": "jaccard", "knn_add_k": 0.01, "bigram_add_k": 0.1, "seed": 0}
@@ -27,7 +28,7 @@ def fitted(name, train, **overrides):
 
 
 def test_registry_resolves_every_baseline():
-    for name in BASELINES:
+    for name in baseline_classes():
         assert model_class(name).name == name
 
 
@@ -108,7 +109,7 @@ def _write_split(root, n, seed):
     split = dnb_data.synthetic_split(n, seed=seed)
     arrays = {k: v.numpy() for k, v in split.items()}
     arrays["song"] = arrays["song"] + seed * 1000
-    dnb_data.write_split(root / "data/tensors" / ("train.npz" if seed == 0 else "test.npz"), arrays)
+    write_split(root / "data/tensors" / ("train.npz" if seed == 0 else "test.npz"), arrays)
 
 
 def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
@@ -117,22 +118,22 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     (tmp_path / "data/tensors").mkdir(parents=True)
     _write_split(tmp_path, 80, 0)
     _write_split(tmp_path, 40, 1)
-    (tmp_path / "data/tensors/meta.json").write_text(json.dumps({"genres": ["a", "b", "c"]}))
+    (tmp_path / "data/tensors/meta.json").write_text(json.dumps({"styles": ["a", "b", "c"]}))
     params = yaml.safe_load(open("params.yaml"))
     params["evaluate"].update(bootstrap=50, threads=1, samples=3, diversity_max_pairs=16)
     params["models"], params["model"] = ["lstm", "ffnn"], "lstm"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    from models import DataInfo
+    from dnb.schema import DataInfo
     from models.checkpoint import save_checkpoint
 
     ffnn_params = {**params["train"]["common"], **params["train"]["ffnn"]}
-    info = DataInfo(n_genres=3, genre_names=["a", "b", "c"])
+    info = DataInfo(n_styles=3, style_names=["a", "b", "c"])
     save_checkpoint(tmp_path / "checkpoints/ffnn.pt", build("ffnn", ffnn_params, info), "ffnn", ffnn_params, info)
     monkeypatch.chdir(tmp_path)
     evaluate.main()
     first = {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))}
-    ablations = {f"ablation_{tag}" for tag in params["evaluate"]["ablations"]}
-    expected = set(params["evaluate"]["baselines"]) | {"lstm", "ffnn", "summary", "comparisons"} | ablations
+    ablations = {f"ablation_{tag}" for tag in params["train"]["ablation"]}
+    expected = set(params["baselines"]) | {"lstm", "ffnn", "summary", "comparisons"} | ablations
     assert {p.stem for p in first} == expected
     ffnn = json.loads((tmp_path / "metrics/ffnn.json").read_text())
     assert ffnn["status"] == "ok" and ffnn["kind"] == "model" and ffnn["metrics"]["perplexity"]["value"] > 1
@@ -162,9 +163,9 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     assert root["mbr_samples"] == params["evaluate"]["mbr_samples"] and 0 <= root["metrics"]["bleu4_mbr"]["value"] <= 1
     import pandas as pd
 
-    rows = pd.read_parquet(tmp_path / "metrics/per_example.parquet")
-    assert len(rows) == 7 * 40 and set(rows["model"]) == set(params["evaluate"]["baselines"]) | {"ffnn"}
-    os.remove(tmp_path / "metrics/per_example.parquet")
+    rows = pd.read_parquet(tmp_path / "evaluation/per_example.parquet")
+    assert len(rows) == 7 * 40 and set(rows["model"]) == set(params["baselines"]) | {"ffnn"}
+    os.remove(tmp_path / "evaluation/per_example.parquet")
     evaluate.main()  # same params -> same metrics
     assert {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))} == first
 

@@ -124,7 +124,7 @@ def test_page_audio_loads_and_plays(tmp_path: Path):
 
 
 def test_pick_loops_prefers_distinct_songs_and_is_prefix_stable():
-    from pipeline.figures import pick_loops
+    from pipeline.sampling import pick_loops
 
     rng = np.random.default_rng(1)
     tokens = rng.integers(0, rep.VOCAB_SIZE, (50, rep.BASS_STEPS))

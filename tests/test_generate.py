@@ -12,11 +12,14 @@ import pretty_midi
 import pytest
 import torch
 
-from dnb import cli
 from dnb import representation as rep
-from dnb.data import synthetic_split, write_split
-from models import DataInfo, build
+from dnb.data import synthetic_split
+from dnb.schema import DataInfo
+from dnb.tensors import write_split
+from models import build
 from models.checkpoint import save_checkpoint
+from producer import cli
+from producer import generate as generation
 
 REPO = Path(__file__).resolve().parents[1]
 BPM = 100.0
@@ -58,8 +61,8 @@ def setup(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("generate")
     drum_song(root / "drums.mid")
-    info = DataInfo(n_genres=3, genre_names=["funk", "rock", "jazz"])
-    params = {"hidden": 64, "dropout": 0.0, "conditioning": ["tempo", "program", "key", "genre"], "seed": 0}
+    info = DataInfo(n_styles=3, style_names=["funk", "rock", "jazz"])
+    params = {"hidden": 64, "dropout": 0.0, "conditioning": ["tempo", "program", "key", "style"], "seed": 0}
     model = build("ffnn", params, info)
     data = synthetic_split(64, seed=0)
     optimizers = model.configure_optimizers(0.01)
@@ -72,7 +75,7 @@ def setup(tmp_path_factory) -> Path:
 
 def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "dnb"
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "dnb.cli"]
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "producer.cli"]
     # this work tree's code, whatever checkout the editable install points at
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     return subprocess.run(head + ["generate", *args], cwd=root, capture_output=True, text=True, timeout=120, env=env)
@@ -84,7 +87,7 @@ def notes_of(pm: pretty_midi.PrettyMIDI, drum: bool) -> list[tuple]:
 
 
 def test_generate_keeps_drums_and_fills_every_window(setup):
-    done = run_cli(setup, "drums.mid", "--model", "ffnn", "--genre", "rock", "--out", "out/song.mid", "--seed", "3")
+    done = run_cli(setup, "drums.mid", "--model", "ffnn", "--style", "rock", "--out", "out/song.mid", "--seed", "3")
     assert done.returncode == 0, done.stderr
     assert "4 windows" in done.stdout and "A minor (estimated" in done.stdout
     original = pretty_midi.PrettyMIDI(str(setup / "drums.mid"))
@@ -99,7 +102,7 @@ def test_generate_keeps_drums_and_fills_every_window(setup):
     assert starts.max() < 8 * BAR  # nothing in the 3/4 tail
     assert all(rep.BASS_LOW <= n.pitch <= rep.BASS_HIGH for n in bass.notes)
     # the same seed gives the same bass line
-    again = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--genre", "rock", "--seed", "3",
+    again = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--style", "rock", "--seed", "3",
              "--out", str(setup / "out/again.mid"), "--checkpoint-dir", str(setup / "checkpoints")]
     assert cli.main(again) == 0
     assert notes_of(pretty_midi.PrettyMIDI(str(setup / "out/again.mid")), drum=False) == notes_of(out, drum=False)
@@ -114,7 +117,7 @@ def test_generate_k_samples_key_and_wav(setup, capsys):
         args += ["--wav", str(setup / "k" / "x.wav")]
     assert cli.main(args) == 0
     captured = capsys.readouterr()
-    assert "F# minor (--key)" in captured.out and "genre index 0 used" in captured.err
+    assert "F# minor (--key)" in captured.out and "style index 0 used" in captured.err
     one, two = (pretty_midi.PrettyMIDI(str(setup / "k" / f"x-{i}.mid")) for i in (1, 2))
     assert notes_of(one, drum=True) == notes_of(two, drum=True)
     assert notes_of(one, drum=False) != notes_of(two, drum=False)
@@ -127,17 +130,17 @@ def test_generate_k_samples_key_and_wav(setup, capsys):
 def test_generate_mbr_keeps_the_consensus_of_n_candidates(setup, tmp_path):
     from dnb.metrics import mbr_select
 
-    base = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--genre", "rock", "--key", "Am", "--seed", "5",
+    base = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--style", "rock", "--key", "Am", "--seed", "5",
             "--checkpoint-dir", str(setup / "checkpoints")]
     assert cli.main(base + ["--samples", "6", "--out", str(tmp_path / "all.mid")]) == 0
     assert cli.main(base + ["--mbr", "6", "--out", str(tmp_path / "mbr.mid")]) == 0
     candidates = [notes_of(pretty_midi.PrettyMIDI(str(tmp_path / f"all-{i}.mid")), drum=False) for i in range(1, 7)]
     chosen = notes_of(pretty_midi.PrettyMIDI(str(tmp_path / "mbr.mid")), drum=False)
     # the same seed draws the same six candidates; MBR keeps, per window, the one mbr_select picks
-    model, _ = cli.load_model("ffnn", setup / "checkpoints")
-    score, windows = cli.read_input(setup / "drums.mid")
-    genres = cli.genre_indices(windows.drums, "rock", ["funk", "rock", "jazz"], setup / "none.npz")
-    tokens = cli.sample_windows(model, windows, cli.parse_key("Am"), genres, 33, 6, 1.0, 5)
+    model, _ = generation.load_model("ffnn", setup / "checkpoints")
+    score, windows = generation.read_input(setup / "drums.mid")
+    genres = generation.style_indices(windows.drums, "rock", ["funk", "rock", "jazz"], setup / "none.npz")
+    tokens = generation.sample_windows(model, windows, generation.parse_key("Am"), genres, 33, 6, 1.0, 5)
     picks = mbr_select(tokens)
     per_window = [int(np.flatnonzero((tokens[w] == picks[w]).all(1))[0]) for w in range(len(picks))]
 
@@ -151,12 +154,12 @@ def test_generate_mbr_keeps_the_consensus_of_n_candidates(setup, tmp_path):
 
 
 def test_parse_key():
-    assert cli.parse_key("C") == 0
-    assert cli.parse_key("Am") == 21
-    assert cli.parse_key("Bb major") == 10
-    assert cli.parse_key("f#m") == 18
-    with pytest.raises(cli.CliError, match="cannot parse key"):
-        cli.parse_key("H dorian")
+    assert generation.parse_key("C") == 0
+    assert generation.parse_key("Am") == 21
+    assert generation.parse_key("Bb major") == 10
+    assert generation.parse_key("f#m") == 18
+    with pytest.raises(generation.CliError, match="cannot parse key"):
+        generation.parse_key("H dorian")
 
 
 def write_no_drums(path: Path) -> None:
@@ -186,7 +189,7 @@ def write_waltz(path: Path) -> None:
         ("good", ["--model", "wavenet"], "unknown model 'wavenet'"),
         ("good", ["--model", "cnn"], "missing checkpoint"),
         ("good", ["--model", "knn"], "fitted on the training split"),
-        ("good", ["--genre", "polka"], "unknown genre 'polka'"),
+        ("good", ["--style", "polka"], "unknown drum style 'polka'"),
     ],
 )
 def test_errors_are_one_line(setup, tmp_path, capsys, case, extra, message):
@@ -220,8 +223,8 @@ def test_generate_with_a_baseline_fitted_on_the_training_split(setup, tmp_path):
     tensors.mkdir()
     split = synthetic_split(64, seed=1)
     write_split(tensors / "train.npz", {k: v.numpy() for k, v in split.items()})
-    (tensors / "meta.json").write_text('{"genres": ["funk", "rock", "jazz"]}')
-    args = ["generate", str(setup / "drums.mid"), "--model", "knn", "--tensors", str(tensors), "--genre", "jazz",
+    (tensors / "meta.json").write_text('{"styles": ["funk", "rock", "jazz"]}')
+    args = ["generate", str(setup / "drums.mid"), "--model", "knn", "--tensors", str(tensors), "--style", "jazz",
             "--out", str(tmp_path / "knn.mid")]
     assert cli.main(args) == 0
     out = pretty_midi.PrettyMIDI(str(tmp_path / "knn.mid"))

@@ -8,12 +8,13 @@ import yaml
 
 from dnb import representation as rep
 from dnb.data import iterate_batches, synthetic_split
-from models import REGISTRY, DataInfo, build
+from dnb.schema import DataInfo
+from models import architectures, build
 from models.checkpoint import load_trained, save_checkpoint
 from pipeline.train import model_params, validate
 
 torch.set_num_threads(1)
-INFO = DataInfo(n_genres=3, genre_names=["a", "b", "c"])
+INFO = DataInfo(n_styles=3, style_names=["a", "b", "c"])
 SECTION = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
 TRAIN, VAL = synthetic_split(64, seed=0), synthetic_split(32, seed=1)
 TINY = {k: v[:4] for k, v in VAL.items()}
@@ -41,7 +42,7 @@ def check_outputs(model, batch, k=3):
     return samples, nll, probs
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", architectures())
 def test_forward_backward_updates_every_optimizer(name):
     model = make(name)
     optimizers = model.configure_optimizers(1e-3)
@@ -54,7 +55,7 @@ def test_forward_backward_updates_every_optimizer(name):
     check_outputs(model, TINY)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", architectures())
 def test_short_training_lowers_validation_loss(name):
     model = make(name)
     optimizers = model.configure_optimizers(float(SECTION["common"]["lr"]) * 3)
@@ -66,7 +67,7 @@ def test_short_training_lowers_validation_loss(name):
     assert validate(model, VAL) < start
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", architectures())
 def test_seeded_sampling_repeats_and_checkpoint_round_trip(name, tmp_path):
     model = make(name)
     model.training_step(TINY, model.configure_optimizers(1e-3), 0)  # move away from the init

@@ -5,13 +5,14 @@ import torch
 
 from dnb import representation as rep
 from dnb.data import iterate_batches, synthetic_split
-from models import DataInfo, build
+from dnb.schema import DataInfo
+from models import build
 from models.autoregressive import BOS, shift_right
 
 torch.set_num_threads(1)
 
-INFO = DataInfo(n_genres=3)
-COMMON = {"seed": 0, "conditioning": ["tempo", "program", "key", "genre"]}
+INFO = DataInfo(n_styles=3)
+COMMON = {"seed": 0, "conditioning": ["tempo", "program", "key", "style"]}
 TINY = {
     "lstm": {"hidden": 32, "cond_dim": 16, "dropout": 0.0},
     "transformer": {"d_model": 32, "heads": 2, "layers": 1, "ff": 64, "dropout": 0.0},
@@ -21,6 +22,8 @@ AR = ["lstm", "transformer"]
 
 
 def tiny(name: str, **extra):
+    """A small model with seeded weights (the trainer seeds before it builds; so does this)."""
+    torch.manual_seed(0)
     return build(name, {**COMMON, **TINY[name], **extra}, INFO)
 
 

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from pipeline import tables
+from pipeline.report import latex, prose
 
 
 def metrics_file(name: str, kind: str, values: dict) -> dict:
     return {
         "name": name,
         "kind": kind,
+        "status": "ok",
         "n_test_pairs": 321,
         "n_test_songs": 12,
         "metrics": {m: (None if v is None else {"value": v[0], "lo": v[1], "hi": v[2]}) for m, v in values.items()},
@@ -60,25 +62,25 @@ def results(tmp_path: Path) -> dict:
     metrics_dir.mkdir()
     for name, (kind, values) in FAKE.items():
         (metrics_dir / f"{name}.json").write_text(json.dumps(metrics_file(name, kind, values)))
-    for tag, ppl in (("none", (5.0, 4.8, 5.2)), ("genre", (3.0, 2.9, 3.1))):
+    for tag, ppl in (("none", (5.0, 4.8, 5.2)), ("style", (3.0, 2.9, 3.1))):
         ablation = metrics_file(tag, "ablation", {"perplexity": ppl})
         (metrics_dir / f"ablation_{tag}.json").write_text(json.dumps(ablation))
     (metrics_dir / "comparisons.json").write_text(json.dumps(COMPARISONS))
-    return tables.load_results(metrics_dir, ["transformer", "pix2pix", "lstm", "cnn"],
-                               ["knn", "bigram", "silence"], ["none", "tempo_program", "key", "genre"])
+    return tables.load_results(metrics_dir, ["transformer", "pix2pix", "lstm"],
+                               ["knn", "bigram", "silence"], ["none", "style"])
 
 
 def test_macro_names_are_letters_only():
-    assert tables.macro_name("lstm_fcnn", "bleu4") == "lstmFcnnBleuFour"
-    assert tables.macro_name("pix2pix", "onset_f1", "ci") == "pixTwoPixOnsetFOneCi"
-    assert tables.macro_name("n", "test", "pairs") == "nTestPairs"
+    assert latex.macro_name("lstm_fcnn", "bleu4") == "lstmFcnnBleuFour"
+    assert latex.macro_name("pix2pix", "onset_f1", "ci") == "pixTwoPixOnsetFOneCi"
+    assert latex.macro_name("n", "test", "pairs") == "nTestPairs"
 
 
 def test_cells_intervals_and_na():
-    assert tables.cell({"value": 0.12345, "lo": 0.1, "hi": 0.15}, 3) == r"0.123 {\scriptsize[0.100, 0.150]}"
-    assert tables.cell(None, 3) == "n/a"
-    assert tables.entry({"bleu4": None}, "bleu4") is None
-    assert tables.entry({}, "bleu4") is None
+    assert latex.cell({"value": 0.12345, "lo": 0.1, "hi": 0.15}, 3) == r"0.123 {\scriptsize[0.100, 0.150]}"
+    assert latex.cell(None, 3) == "n/a"
+    assert latex.entry({"bleu4": None}, "bleu4") is None
+    assert latex.entry({}, "bleu4") is None
 
 
 def test_main_table_bold_best_and_na(results, tmp_path):
@@ -92,7 +94,6 @@ def test_main_table_bold_best_and_na(results, tmp_path):
     assert r"\textbf" not in rows["kNN"]
     assert rows["pix2pix"].split(" & ")[1] == "n/a"  # pix2pix has no perplexity
     assert r"\textbf{0.02 {\scriptsize[0.02, 0.02]}}" in rows["Transformer"]  # lowest BCE
-    assert "CNN" not in rows  # no file -> no row
     music = (out / "table_music.tex").read_text()
     # empty bars: closest to the real 0.05 is the transformer's 0.04
     assert r"\textbf{0.040" in music and r"\textbf{0.800" not in music
@@ -124,22 +125,22 @@ def test_macros_and_sentences(results, tmp_path):
 
 
 def test_quality_table_and_sentence(results):
-    text = tables.quality_table(results["comparisons"], ["bigram", "knn"])
+    text = latex.quality_table(results["comparisons"], ["bigram", "knn"], tables.QUALITY_METRICS)
     transformer = next(line for line in text.splitlines() if line.startswith("Transformer"))
     cells = transformer.rstrip(" \\").split(" & ")[1:]
     assert cells[0] == r"\textbf{$-$2.90 {\scriptsize[$-$3.20, $-$2.50]}}"  # perplexity lower: clears
     assert cells[1] == r"+0.010 {\scriptsize[$-$0.002, +0.020]}"  # interval straddles 0: not bold
     assert cells[2].startswith(r"\textbf{+0.050")
     assert "pix2pix & n/a &" in text and r"\cmidrule(lr){2-4}\cmidrule(lr){5-7}" in text
-    sentence = tables.quality_sentence(results["comparisons"], ["bigram", "knn"])
+    sentence = prose.quality_sentence(results["comparisons"], ["bigram", "knn"])
     assert sentence == ("Judged by the paired intervals of Table~\\ref{tab:quality}, on perplexity and BLEU-4 of "
                         "the first sample, no neural model clears both bigram and kNN; on perplexity and BLEU-4 of "
                         "the MBR choice, Transformer clears both bigram and kNN.")
-    assert tables.quality_sentence({}, []) == "The paired comparison with the baselines was not computed."
-    assert tables.quality_sentence(results["comparisons"], ["knn"], "By pairs").startswith(
+    assert prose.quality_sentence({}, []) == "The paired comparison with the baselines was not computed."
+    assert prose.quality_sentence(results["comparisons"], ["knn"], "By pairs").startswith(
         "By pairs, on perplexity and BLEU-4 of the first sample, Transformer clears kNN;")
     two = {**results["comparisons"], "lstm": results["comparisons"]["transformer"]}
-    assert "MBR choice, Transformer and LSTM seq2seq clear both bigram and kNN." in tables.quality_sentence(
+    assert "MBR choice, Transformer and LSTM seq2seq clear both bigram and kNN." in prose.quality_sentence(
         two, ["bigram", "knn"])
 
 
@@ -165,44 +166,49 @@ def test_paper_stage_names_the_apt_command_when_latexmk_is_missing(monkeypatch, 
         paper.compile_pdf(tmp_path / "main.tex", tmp_path / "build")
 
 
-def test_alias_names_and_missing_checkpoint_rows(tmp_path):
+def test_metric_names_are_the_evaluations_and_a_missing_or_failed_file_stops_the_stage(tmp_path):
     d = tmp_path / "metrics"
     d.mkdir()
     ok = metrics_file("ffnn", "model", {"nll_per_step": (1.5, 1.4, 1.6), "pitch_class_accuracy": (0.4, 0.3, 0.5)})
-    gone = {**metrics_file("cnn", "model", {"bleu4": None}), "status": "missing checkpoint"}
     (d / "ffnn.json").write_text(json.dumps(ok))
-    (d / "cnn.json").write_text(json.dumps(gone))
-    results = tables.load_results(d, ["ffnn", "cnn"], [], [])
+    (d / "comparisons.json").write_text("{}")
+    results = tables.load_results(d, ["ffnn"], [], [])
     out = tmp_path / "generated"
     tables.write_tables(results, {}, {}, {}, out)
     defs = dict(re.findall(r"\\newcommand\{\\([^}]*)\}\{(.*)\}", (out / "macros.tex").read_text()))
-    assert defs["ffnnTokenNll"] == "1.500" and defs["ffnnPcAccuracy"] == "0.400"
-    main = (out / "table_main.tex").read_text()
-    assert "CNN (not evaluated) & n/a & n/a" in main
+    assert defs["ffnnNllPerStep"] == "1.500" and defs["ffnnPitchClassAccuracy"] == "0.400"
+    with pytest.raises(SystemExit, match=r"metrics/cnn.json missing.*run `dvc repro evaluate`"):
+        tables.load_results(d, ["ffnn", "cnn"], [], [])
+    (d / "cnn.json").write_text(json.dumps({**metrics_file("cnn", "model", {}), "status": "failed: ValueError: x"}))
+    with pytest.raises(SystemExit, match=r"cnn.json: failed: ValueError: x"):
+        tables.load_results(d, ["ffnn", "cnn"], [], [])
+    (d / "comparisons.json").unlink()
+    with pytest.raises(SystemExit, match=r"comparisons.json is missing"):
+        tables.load_results(d, ["ffnn"], [], [])
 
 
 def test_skip_sentence_lists_reasons_by_count():
     report = {"skipped_by_reason": {"no_bass": 10, "unreadable": 0, "no_four_four": 11, "weird_reason": 1},
               "windows_dropped": {"sparse": 373, "absurd_tempo": 0}}
-    assert tables.skip_sentence(report) == (
+    assert prose.skip_sentence(report) == (
         "Files left out: 11 without a 4/4 window, 10 without a bass track, 1 weird reason. "
         "Windows dropped: 373 sparse.")
-    assert tables.skip_sentence({}) == "The extraction report is not available."
+    assert prose.skip_sentence({}) == "The extraction report is not available."
 
 
 def test_corpus_and_evaluation_sentences():
     extract = {"corpora": {"freedoom": "data/raw/freedoom", "ultimate": "/x.tar.gz", "my_set": "/y"},
                "files_by_corpus": {"freedoom": 112, "ultimate": 14697, "my_set": 3},
                "pairs_by_corpus": {"freedoom": 2995, "ultimate": 469344}}
-    text = tables.corpus_sentence(extract)
+    text = prose.corpus_sentence(extract)
     assert text.startswith("The pairs come from the music of the Freedoom project~\\citep{freedoom} (112 files, 2,995")
     assert "\\citep{ultimatemidi} (14,697 files, 469,344 pairs) and the corpus my\\_set (3 files, 0 pairs)." in text
-    assert tables.corpus_sentence({}) == "The corpus is not known (no extraction report)."
+    assert prose.corpus_sentence({}) == "The corpus is not known (no extraction report)."
     results = {"models": {"x": {"n_test_pairs": 12000, "n_test_songs": 1604, "max_pairs_per_song": 8}},
                "baselines": {}}
     stats = {"pairs_per_split": {"test": 73315}}
-    sentence = tables.evaluation_sentence(results, stats)
+    sentence = prose.evaluation_sentence(results, stats)
     assert "all 73,315 test pairs" in sentence
     assert "at most 8 pairs of each test song: 12,000 pairs covering all 1,604" in sentence
     results["models"]["x"]["n_test_pairs"] = 73315
-    assert tables.evaluation_sentence(results, stats) == "Every pair of the test split is evaluated."
+    assert prose.evaluation_sentence(results, stats) == "Every pair of the test split is evaluated."

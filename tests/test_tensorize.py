@@ -15,6 +15,8 @@ import torch
 
 from dnb import data
 from dnb import representation as rep
+from dnb.schema import FIELDS
+from dnb.tensors import STORED, read_split
 from pipeline import tensorize
 
 torch.set_num_threads(1)
@@ -89,8 +91,8 @@ def load(out: Path) -> tuple[dict, dict]:
     splits = {}
     for name in tensorize.SPLITS:
         with np.load(out / "tensors" / f"{name}.npz") as f:
-            assert tuple(f.files) == data.STORED
-        splits[name] = data.read_split(out / "tensors" / f"{name}.npz")
+            assert tuple(f.files) == STORED
+        splits[name] = read_split(out / "tensors" / f"{name}.npz")
     return splits, json.loads((out / "tensors" / "meta.json").read_text())
 
 
@@ -159,7 +161,7 @@ def test_outputs_match_dnb_data_and_no_song_in_two_splits(fixture, tmp_path):
     root, fx = fixture
     stats = run(root, tmp_path, figure=True)
     splits, meta = load(tmp_path)
-    assert meta["genres"] == GENRES and meta["keys"] == rep.KEY_NAMES and meta["songs"] == sorted(meta["songs"])
+    assert meta["styles"] == GENRES and meta["keys"] == rep.KEY_NAMES and meta["songs"] == sorted(meta["songs"])
     song_sets = {name: set(arrays["song"].tolist()) for name, arrays in splits.items()}
     assert not (song_sets["train"] & song_sets["val"] or song_sets["train"] & song_sets["test"])
     assert not song_sets["val"] & song_sets["test"]
@@ -171,7 +173,7 @@ def test_outputs_match_dnb_data_and_no_song_in_two_splits(fixture, tmp_path):
         assert arrays["roll"].shape == (n, 64, 36) and arrays["roll"].dtype == np.uint8
         assert arrays["tokens"].shape == (n, 64) and arrays["tokens"].dtype == np.uint8
         assert arrays["tempo"].dtype == np.float32
-        assert all(arrays[k].dtype == np.int64 for k in ("program", "key", "genre", "song"))
+        assert all(arrays[k].dtype == np.int64 for k in ("program", "key", "style", "song"))
         assert np.array_equal(arrays["roll"], rep.tokens_to_roll(arrays["tokens"]))
         rows = input_rows(meta, fx, name)
         assert np.array_equal(arrays["drums"], fx["drums"][rows])
@@ -179,14 +181,14 @@ def test_outputs_match_dnb_data_and_no_song_in_two_splits(fixture, tmp_path):
         assert np.allclose(arrays["tempo"], np.log2(fx["frame"]["bpm"].to_numpy()[rows] / 120))
         assert [meta["songs"][s] for s in arrays["song"]] == fx["frame"]["song_id"].to_numpy()[rows].tolist()
         batch = data.load_split(tmp_path / "tensors", name)
-        assert list(batch) == list(data.FIELDS) and batch["roll"].shape == (n, 64, 36)
+        assert list(batch) == list(FIELDS) and batch["roll"].shape == (n, 64, 36)
     assert sum(meta["split_sizes"].values()) == len(fx["tokens"]) == stats["input_pairs"]
     train = splits["train"]
     density = stats["splits"]["train"]["density"]
     onsets = (train["tokens"] >= rep.ONSET_OFFSET).sum()
     assert density["bass_onsets_per_pair"] == round(onsets / len(train["tokens"]), 4)
     assert density["rest_token_share"] == round((train["tokens"] == rep.REST).mean(), 4)
-    assert data.data_info(tmp_path / "tensors").n_genres == 3
+    assert data.data_info(tmp_path / "tensors").n_styles == 3
     assert (tmp_path / "pairs.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -236,7 +238,7 @@ def test_augmentation_only_touches_train(fixture, tmp_path):
     n = len(plain["train"]["tokens"])
     assert len(aug["train"]["tokens"]) == 3 * n == meta["split_sizes"]["train"]
     assert stats["train_pairs_before_augmentation"] == n
-    for k in data.FIELDS:
+    for k in FIELDS:
         assert np.array_equal(aug["train"][k][:n], plain["train"][k]), k
     for block, shift in ((1, -1), (2, 2)):
         part = {k: v[block * n : (block + 1) * n] for k, v in aug["train"].items()}

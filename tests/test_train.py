@@ -8,13 +8,14 @@ import shutil
 import torch
 import yaml
 
-from dnb.data import FIELDS, iterate_batches, synthetic_split, write_split
-from models import DataInfo
+from dnb.data import iterate_batches, synthetic_split
+from dnb.schema import FIELDS, DataInfo
+from dnb.tensors import write_split
 from models.checkpoint import load_trained, read_checkpoint
 from pipeline import train as trainer
 
 torch.set_num_threads(1)
-INFO = DataInfo(n_genres=3)
+INFO = DataInfo(n_styles=3)
 TRAIN, VAL = synthetic_split(48, seed=0), synthetic_split(16, seed=1)
 PARAMS = {
     "seed": 0,
@@ -123,7 +124,7 @@ def test_cli_ablation_tag_reads_its_conditioning(tmp_path, monkeypatch):
     tensors.mkdir(parents=True)
     for split, data in (("train", TRAIN), ("val", VAL)):
         write_split(tensors / f"{split}.npz", {k: data[k].numpy() for k in FIELDS})
-    (tensors / "meta.json").write_text(json.dumps({"genres": ["a", "b", "c"], "keys": [], "songs": []}))
+    (tensors / "meta.json").write_text(json.dumps({"styles": ["a", "b", "c"], "keys": [], "songs": []}))
     section = {
         "common": {**PARAMS, "max_epochs": 1},
         "ffnn": {"hidden": 16},
@@ -135,7 +136,7 @@ def test_cli_ablation_tag_reads_its_conditioning(tmp_path, monkeypatch):
     trainer.main(["ffnn", "--tag", "key"])
     ckpt = read_checkpoint(tmp_path / "checkpoints/ablation/key.pt")
     assert ckpt["params"]["conditioning"] == ["tempo", "program", "key"] and ckpt["params"]["hidden"] == 8
-    assert ckpt["info"]["genre_names"] == ["a", "b", "c"]
+    assert ckpt["info"]["style_names"] == ["a", "b", "c"]
     assert (tmp_path / "dvclive/ablation/key/plots/metrics/val_loss.tsv").exists()
     trainer.main(["ffnn"])
     plain_run = read_checkpoint(tmp_path / "checkpoints/ffnn.pt")["params"]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from dnb import cli, genre
+from dnb import style as drum_style
+from producer import generate as generation
 
 CLASSES = ["funk", "jazz", "other", "rock", "soul", "pop"]
 
@@ -21,7 +22,7 @@ def styles_of(grids: np.ndarray, seed: int) -> np.ndarray:
     """Labels that depend on the drums (kick count, backbeat, density) plus 15% noise;
     only indices 0, 1, 3, 5 occur, so ``classes_`` is not ``range(n)``."""
     rng = np.random.default_rng(seed)
-    x = genre.drum_features(grids)
+    x = drum_style.drum_features(grids)
     kicks, backbeat, density = x[:, 448], grids[:, [4, 12, 20, 28], 1].sum(1), x[:, 462]
     y = np.where(kicks > 4, 0, np.where(backbeat >= 2, 3, np.where(density > 1.0, 5, 1)))
     noisy = rng.random(len(y)) < 0.15
@@ -35,16 +36,16 @@ def forest(request):
     extra = {"max_depth": None} if request.param == "full_depth" else {"max_depth": 4,
                                                                        "class_weight": "balanced_subsample"}
     model = RandomForestClassifier(n_estimators=9, random_state=0, n_jobs=1, **extra)
-    model.fit(genre.drum_features(grids), styles_of(grids, seed=2))
-    return model, genre.export_forest(model, CLASSES)
+    model.fit(drum_style.drum_features(grids), styles_of(grids, seed=2))
+    return model, drum_style.export_forest(model, CLASSES)
 
 
 def test_numpy_forest_equals_sklearn_on_random_grids(forest):
     model, bundle = forest
-    x = genre.drum_features(random_grids(4000, seed=3))
-    pred = genre.forest_predict(bundle, x)
+    x = drum_style.drum_features(random_grids(4000, seed=3))
+    pred = drum_style.forest_predict(bundle, x)
     np.testing.assert_array_equal(pred, model.predict(x))
-    np.testing.assert_array_equal(genre.forest_proba(bundle, x), model.predict_proba(x))  # bit for bit
+    np.testing.assert_array_equal(drum_style.forest_proba(bundle, x), model.predict_proba(x))  # bit for bit
     assert set(np.unique(pred)) <= {0, 1, 3, 5} and len(np.unique(pred)) >= 3
     assert bundle["max_depth"] == max(e.tree_.max_depth for e in model.estimators_)
 
@@ -60,62 +61,62 @@ def test_float32_threshold_edge(forest):
     thr, feature = bundle["threshold"][nodes], bundle["feature"][nodes]
     values = np.stack([thr, np.nextafter(thr, np.inf), np.nextafter(thr, -np.inf)])[rng.integers(0, 3, thr.shape),
                                                                                      *np.indices(thr.shape)]
-    x = genre.drum_features(random_grids(n, seed=5)).astype(np.float64)
+    x = drum_style.drum_features(random_grids(n, seed=5)).astype(np.float64)
     rows = np.arange(n)[:, None]
     x[rows, feature] = values
     # the edge is real: some values lie above their threshold in float64 but not in float32
     kept = x[rows, feature] == values  # (a feature set twice in a row keeps its last value)
     assert (kept & (values > thr) & (values.astype(np.float32) <= thr)).sum() > 1000
-    np.testing.assert_array_equal(genre.forest_predict(bundle, x), model.predict(x))
-    np.testing.assert_array_equal(genre.forest_proba(bundle, x), model.predict_proba(x))
+    np.testing.assert_array_equal(drum_style.forest_predict(bundle, x), model.predict(x))
+    np.testing.assert_array_equal(drum_style.forest_proba(bundle, x), model.predict_proba(x))
 
 
 def test_chunks_and_duplicates_predict_like_sklearn(forest, monkeypatch):
     model, bundle = forest
     grids = random_grids(700, seed=6)
     grids = np.concatenate([grids, grids[::3]])  # repeated loops are predicted once
-    monkeypatch.setattr(genre, "_CHUNK", 64)
-    expected = model.predict(genre.drum_features(grids))
-    np.testing.assert_array_equal(genre.predict_style_index(bundle, grids), expected)
-    assert genre.predict_style(bundle, grids[:3]) == [CLASSES[i] for i in expected[:3]]
-    assert genre.predict_style_index(bundle, grids[:0]).shape == (0,)
+    monkeypatch.setattr(drum_style, "_CHUNK", 64)
+    expected = model.predict(drum_style.drum_features(grids))
+    np.testing.assert_array_equal(drum_style.predict_style_index(bundle, grids), expected)
+    assert drum_style.predict_style(bundle, grids[:3]) == [CLASSES[i] for i in expected[:3]]
+    assert drum_style.predict_style_index(bundle, grids[:0]).shape == (0,)
 
 
 def test_npz_round_trip_and_stale_file(forest, tmp_path):
     model, bundle = forest
     path = tmp_path / "clf.npz"
-    genre.save_classifier(bundle, path)
-    loaded = genre.load_classifier(path)
-    assert loaded["classes"] == CLASSES and loaded["feature_version"] == genre.FEATURE_VERSION
-    for key in genre.FOREST_KEYS:
+    drum_style.save_classifier(bundle, path)
+    loaded = drum_style.load_classifier(path)
+    assert loaded["classes"] == CLASSES and loaded["feature_version"] == drum_style.FEATURE_VERSION
+    for key in drum_style.FOREST_KEYS:
         np.testing.assert_array_equal(loaded[key], bundle[key])
     grids = random_grids(300, seed=7)
-    assert genre.predict_style(loaded, grids) == genre.predict_style(bundle, grids)
-    genre.save_classifier(loaded, tmp_path / "again.npz")
+    assert drum_style.predict_style(loaded, grids) == drum_style.predict_style(bundle, grids)
+    drum_style.save_classifier(loaded, tmp_path / "again.npz")
     assert (tmp_path / "again.npz").read_bytes() == path.read_bytes()  # a DVC output: same forest, same bytes
 
     stale = tmp_path / "stale.npz"
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    np.savez(stale, **(arrays | {"feature_version": np.array(genre.FEATURE_VERSION + 1)}))
+    np.savez(stale, **(arrays | {"feature_version": np.array(drum_style.FEATURE_VERSION + 1)}))
     with pytest.raises(ValueError, match=r"feature_version 2, this code computes 1: rerun `dvc repro annotate`"):
-        genre.load_classifier(stale)
+        drum_style.load_classifier(stale)
     np.savez(stale, **{k: v for k, v in arrays.items() if k != "leaf_proba"})
     with pytest.raises(ValueError, match="lacks leaf_proba"):
-        genre.load_classifier(stale)
+        drum_style.load_classifier(stale)
 
 
-def test_cli_genre_indices_use_the_npz(forest, tmp_path):
+def test_cli_style_indices_use_the_npz(forest, tmp_path):
     model, bundle = forest
     path = tmp_path / "clf.npz"
-    genre.save_classifier(bundle, path)
+    drum_style.save_classifier(bundle, path)
     grids = random_grids(50, seed=8)
-    names = ["Rock", "funk", "jazz"]  # the checkpoint's genres: matched case-insensitively, others -> 0
-    styles = genre.predict_style(bundle, grids)
+    names = ["Rock", "funk", "jazz"]  # the checkpoint's styles: matched case-insensitively, others -> 0
+    styles = drum_style.predict_style(bundle, grids)
     assert {"rock", "funk", "jazz"} & set(styles) and set(styles) - {"rock", "funk", "jazz"}
     expected = [["rock", "funk", "jazz"].index(s) if s in ("rock", "funk", "jazz") else 0 for s in styles]
-    assert cli.genre_indices(grids, None, names, path).tolist() == expected
-    assert cli.genre_indices(grids, "JAZZ", names, path).tolist() == [2] * 50
+    assert generation.style_indices(grids, None, names, path).tolist() == expected
+    assert generation.style_indices(grids, "JAZZ", names, path).tolist() == [2] * 50
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(cli.CliError, match="unusable.*pass --genre"):
-        cli.genre_indices(grids, None, names, tmp_path / "bad.npz")
+    with pytest.raises(generation.CliError, match="unusable.*pass --style"):
+        generation.style_indices(grids, None, names, tmp_path / "bad.npz")

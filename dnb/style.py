@@ -1,8 +1,8 @@
-"""Drum-style (genre) features and prediction, shared by the annotate stage and
+"""Drum-style features and prediction, shared by the annotate stage and
 ``dnb generate``. The classifier sees drums only (no tempo), so it labels any drum
 file. ``pipeline/annotate.py`` fits a scikit-learn random forest on the Groove MIDI
 Dataset, exports it with ``export_forest`` to plain arrays and saves them in
-``data/genre_classifier.npz``; ``forest_predict`` reproduces sklearn's ``predict``
+``data/style_classifier.npz``; ``forest_predict`` reproduces sklearn's ``predict``
 bit for bit with numpy alone. Why: importing sklearn and unpickling the forest took
 3.5 s of every ``dnb generate`` call, and a pickle is unsafe to load on a user's
 machine, whereas ``np.load(allow_pickle=False)`` of arrays is not.
@@ -109,18 +109,18 @@ def check_bundle(bundle: dict) -> None:
     """Raise a clear ValueError for a bundle of another feature version or shape."""
     if bundle.get("feature_version") != FEATURE_VERSION:
         raise ValueError(
-            f"genre classifier has feature_version {bundle.get('feature_version')}, this code computes "
+            f"style classifier has feature_version {bundle.get('feature_version')}, this code computes "
             f"{FEATURE_VERSION}: rerun `dvc repro annotate`"
         )
     missing = [k for k in BUNDLE_KEYS if k not in bundle]
     if missing:
-        raise ValueError(f"genre classifier lacks {', '.join(missing)}: rerun `dvc repro annotate`")
+        raise ValueError(f"style classifier lacks {', '.join(missing)}: rerun `dvc repro annotate`")
     n_nodes = len(bundle["threshold"])
     same = all(len(bundle[k]) == n_nodes for k in ("children_left", "children_right", "feature", "leaf_row"))
     labels = np.asarray(bundle["labels"])
     bad_labels = len(labels) == 0 or labels.min() < 0 or labels.max() >= len(bundle["classes"])
     if bundle["n_features"] != N_FEATURES or not same or bundle["leaf_proba"].shape[1] != len(labels) or bad_labels:
-        raise ValueError("genre classifier arrays are inconsistent: rerun `dvc repro annotate`")
+        raise ValueError("style classifier arrays are inconsistent: rerun `dvc repro annotate`")
 
 
 def save_classifier(bundle: dict, path: str | Path) -> None:
@@ -153,7 +153,7 @@ def forest_proba(bundle: dict, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     n, n_features = x.shape
     if n_features != bundle["n_features"]:
-        raise ValueError(f"genre classifier expects {bundle['n_features']} features, got {n_features}")
+        raise ValueError(f"style classifier expects {bundle['n_features']} features, got {n_features}")
     roots = bundle["roots"].astype(np.int64)
     # children[2 * node + went_left]: right then left child, one gather per level
     children = np.stack([bundle["children_right"], bundle["children_left"]], axis=1).reshape(-1).astype(np.int64)

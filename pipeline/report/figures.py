@@ -1,8 +1,8 @@
-"""Figures of the paper (called by the `tables` stage) and the loop sampling the demo shares.
+"""Figures of the paper, drawn by the `tables` stage from files only (no model is loaded).
 
 Training curves from dvclive, piano rolls of the same test drum loops with the real
-bass and every model's bass (sampled with a fixed seed), metric bars with their
-intervals, and the genre / key histograms of the data.
+bass and every model's seeded sample (``evaluation/piano_rolls.npz``, written by
+`evaluate`), metric bars with their intervals, and the style / key histograms of the data.
 """
 
 from __future__ import annotations
@@ -16,58 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dnb import representation as rep  # noqa: E402
+from pipeline.report.latex import entry  # noqa: E402
+from pipeline.report.names import display  # noqa: E402
 
 BAR_METRICS = [("bleu4", "BLEU-4"), ("onset_f1", "Onset F1"), ("perplexity", "Perplexity")]
-
-
-def pick_loops(tokens: np.ndarray, drums: np.ndarray, songs: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of ``n`` test pairs with a busy drum part and a real bass line (>= 4 onsets), from
-    distinct songs as long as there are enough songs, in a seeded order: the first ``k`` of ``n``
-    do not depend on ``n``."""
-    order = np.random.default_rng(seed).permutation(len(tokens))
-    busy = ((tokens >= rep.ONSET_OFFSET).sum(axis=1) >= 4) & (drums.reshape(len(drums), -1).sum(axis=1) >= 8)
-    picked, seen = [], set()
-    for i in order:
-        if busy[i] and int(songs[i]) not in seen and len(picked) < n:
-            picked.append(int(i))
-            seen.add(int(songs[i]))
-    for i in order:  # fewer songs than loops: fill with other pairs
-        if busy[i] and int(i) not in picked and len(picked) < n:
-            picked.append(int(i))
-    return np.array(picked, dtype=np.int64)
-
-
-def load_loops(tensor_dir: Path, n: int, seed: int) -> dict | None:
-    """The picked test loops as a batch dict of tensors (None when the tensors are missing)."""
-    path = Path(tensor_dir) / "test.npz"
-    if not path.exists():
-        return None
-    from dnb import data
-
-    split = data.read_split(path)
-    index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed)
-    return data.to_batch({k: v[index] for k, v in split.items()})
-
-
-def sample_models(names: list[str], batch: dict, checkpoint_dir: Path, seed: int, temperature: float = 1.0) -> dict:
-    """{name: tokens [B, 64] (first sample, seeded) or None when the checkpoint is missing}."""
-    import torch
-
-    out = {}
-    for name in names:
-        path = Path(checkpoint_dir) / f"{name}.pt"
-        if not path.exists():
-            print(f"figures: missing checkpoint {path}, panel left empty")
-            out[name] = None
-            continue
-        from models.checkpoint import load_trained
-
-        model = load_trained(path)
-        model.eval()
-        with torch.no_grad():
-            tokens = model.sample(batch, k=1, temperature=temperature, generator=torch.Generator().manual_seed(seed))
-        out[name] = tokens[:, 0].cpu().numpy().astype(np.int64)
-    return out
 
 
 def draw_bass(ax, tokens: np.ndarray | None, label: str) -> None:
@@ -98,8 +50,6 @@ def draw_drums(ax, grid: np.ndarray, label: str = "drums") -> None:
 
 def piano_rolls(batch: dict, samples: dict, path: Path) -> None:
     """One column per loop: drum grid, real bass, then every model's bass."""
-    from pipeline.tables import DISPLAY
-
     n = int(batch["drums"].shape[0])
     rows = ["real"] + list(samples)
     fig, axes = plt.subplots(len(rows) + 1, n, figsize=(7.0, 0.62 * (len(rows) + 1) + 0.4), squeeze=False)
@@ -111,7 +61,7 @@ def piano_rolls(batch: dict, samples: dict, path: Path) -> None:
                 seq = np.asarray(batch["tokens"][j])
             else:
                 seq = None if samples[name] is None else samples[name][j]
-            draw_bass(axes[i + 1, j], seq, DISPLAY.get(name, name) if j == 0 else "")
+            draw_bass(axes[i + 1, j], seq, display(name) if j == 0 else "")
     fig.tight_layout(pad=0.3, h_pad=0.15, w_pad=0.3)
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -152,8 +102,6 @@ def training_curves(dvclive_dir: Path, models: list[str], path: Path) -> int:
 
 def metric_bars(results: dict, path: Path) -> None:
     """Horizontal bars with 95% intervals for a few headline metrics, models and baselines."""
-    from pipeline.tables import DISPLAY, entry
-
     names = list(results["models"]) + list(results["baselines"])
     fig, axes = plt.subplots(1, len(BAR_METRICS), figsize=(7.0, 0.25 * max(len(names), 4) + 0.8), sharey=True)
     for ax, (metric, label) in zip(np.atleast_1d(axes), BAR_METRICS):
@@ -170,7 +118,7 @@ def metric_bars(results: dict, path: Path) -> None:
         ax.set_title(label, fontsize=8)
         ax.tick_params(labelsize=6)
     ax0 = np.atleast_1d(axes)[0]
-    ax0.set_yticks(range(len(names)), [DISPLAY.get(n, n) for n in names])
+    ax0.set_yticks(range(len(names)), [display(n) for n in names])
     ax0.invert_yaxis()
     fig.tight_layout(pad=0.3)
     fig.savefig(path, dpi=150)
@@ -197,23 +145,22 @@ def histograms(annotate: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_figures(params: dict, results: dict, annotate: dict, out_dir: Path) -> None:
-    """All paper figures into ``out_dir``."""
-    import torch
+def read_piano_rolls(path: Path, models: list[str]) -> tuple[dict, dict]:
+    """(loops {"drums", "tokens"}, {model: tokens [B, 64]}) from the file `evaluate` writes."""
+    with np.load(path) as data:
+        missing = [m for m in models if f"sample_{m}" not in data]
+        if missing:
+            raise SystemExit(f"tables: {path} has no sample of {', '.join(missing)}: run `dvc repro evaluate`")
+        return {"drums": data["drums"], "tokens": data["tokens"]}, {m: data[f"sample_{m}"] for m in models}
 
-    torch.manual_seed(params["seed"])
+
+def write_figures(results: dict, annotate: dict, models: list[str], dvclive_dir: Path, rolls: Path,
+                  out_dir: Path) -> None:
+    """All paper figures into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    drawn = training_curves(Path(params["dvclive_dir"]), params["models"], out_dir / "training_curves.png")
+    drawn = training_curves(dvclive_dir, models, out_dir / "training_curves.png")
     metric_bars(results, out_dir / "metric_bars.png")
     histograms(annotate, out_dir / "histograms.png")
-    batch = load_loops(Path(params["tensors"]), params["roll_loops"], params["seed"])
-    if batch is None:
-        print("figures: no test tensors, piano rolls skipped")
-        fig = plt.figure(figsize=(7.0, 1.0))
-        fig.text(0.5, 0.5, "test tensors missing", ha="center")
-        fig.savefig(out_dir / "piano_rolls.png", dpi=100)
-        plt.close(fig)
-    else:
-        samples = sample_models(params["models"], batch, Path(params["checkpoint_dir"]), params["seed"])
-        piano_rolls(batch, samples, out_dir / "piano_rolls.png")
+    loops, samples = read_piano_rolls(rolls, models)
+    piano_rolls(loops, samples, out_dir / "piano_rolls.png")
     print(f"figures: training curves of {drawn} models, piano rolls, metric bars, histograms -> {out_dir}")

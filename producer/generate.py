@@ -1,13 +1,13 @@
 """`dnb generate`: write a bass line for any drum MIDI file with a trained model.
 
     dnb generate DRUMS.mid --model transformer [--samples K] [--temperature T] [--key Am]
-                 [--genre funk] [--program 33] [--out OUT.mid] [--wav OUT.wav] [--seed S]
+                 [--style funk] [--program 33] [--out OUT.mid] [--wav OUT.wav] [--seed S]
 
 Every complete 2-bar 4/4 window of the input gets a bass line (windows in other
 metres are left without bass). Conditioning per window: tempo from the file's
 tempo map; GM program ``--program`` (default 33, finger bass); key from ``--key``,
 else estimated (Krumhansl-style, ``dnb.keys``) from the file's pitched notes when it
-has any, else C major; genre from ``--genre``, else the drum-style classifier's
+has any, else C major; drum style from ``--style``, else the drum-style classifier's
 prediction for each window (as in training, where every pair carries the predicted
 style of its own drum grid).
 
@@ -28,35 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from dnb import representation as rep
+from dnb.audio import AudioError, render_wav
+from dnb.params import PARAMS, load_params
+from dnb.schema import conditioning_batch
 
-DEFAULT_PROGRAM = 33  # GM finger bass
 NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
 class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
-
-
-def soundfont_path() -> Path:
-    """The General MIDI soundfont bundled with pretty_midi (TimGM6mb, 6 MB), found without importing it."""
-    import importlib.util
-
-    return Path(importlib.util.find_spec("pretty_midi").origin).parent / "TimGM6mb.sf2"
-
-
-def render_wav(midi_path: Path, wav_path: Path, rate: int = 44100) -> None:
-    """Render a MIDI file to WAV with the fluidsynth binary and pretty_midi's soundfont."""
-    import shutil
-    import subprocess
-
-    binary = shutil.which("fluidsynth")
-    if binary is None:
-        raise CliError("fluidsynth not found; install it with: sudo apt-get install -y fluidsynth")
-    cmd = [binary, "-ni", "-q", "-g", "0.8", "-r", str(rate), "-F", str(wav_path), str(soundfont_path()),
-           str(midi_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0 or not Path(wav_path).exists():
-        raise CliError(f"fluidsynth failed on {midi_path}: {done.stderr.strip()[:200]}")
 
 
 def parse_key(text: str) -> int:
@@ -79,27 +59,27 @@ def estimate_file_key(score) -> tuple[int, str]:
     return key, f"{rep.KEY_NAMES[key]} (estimated from the file's pitched notes)"
 
 
-def genre_indices(drums: np.ndarray, genre: str | None, genre_names: list[str], classifier: Path) -> np.ndarray:
-    """Genre index per window: ``--genre`` for all, else the classifier's prediction."""
-    lower = [g.lower() for g in genre_names]
-    if genre is not None:
-        if genre.lower() not in lower:
-            raise CliError(f"unknown genre {genre!r}; known: {', '.join(genre_names) or 'none'}")
-        return np.full(len(drums), lower.index(genre.lower()), dtype=np.int64)
+def style_indices(drums: np.ndarray, style: str | None, style_names: list[str], classifier: Path) -> np.ndarray:
+    """Drum-style index per window: ``--style`` for all, else the classifier's prediction."""
+    lower = [g.lower() for g in style_names]
+    if style is not None:
+        if style.lower() not in lower:
+            raise CliError(f"unknown drum style {style!r}; known: {', '.join(style_names) or 'none'}")
+        return np.full(len(drums), lower.index(style.lower()), dtype=np.int64)
     if not classifier.exists():
-        print(f"dnb: note: {classifier} not found, genre index 0 used (pass --genre)", file=sys.stderr)
+        print(f"dnb: note: {classifier} not found, style index 0 used (pass --style)", file=sys.stderr)
         return np.zeros(len(drums), dtype=np.int64)
-    from dnb import genre as genre_mod
+    from dnb import style as style_module
 
     try:
-        styles = genre_mod.predict_style(genre_mod.load_classifier(classifier), drums)
+        styles = style_module.predict_style(style_module.load_classifier(classifier), drums)
     except Exception as err:  # stale feature version, truncated or foreign file
-        raise CliError(f"genre classifier {classifier} unusable ({str(err)[:120]}); pass --genre") from None
+        raise CliError(f"style classifier {classifier} unusable ({str(err)[:120]}); pass --style") from None
     return np.array([lower.index(s.lower()) if s.lower() in lower else 0 for s in styles], dtype=np.int64)
 
 
 def load_baseline(name: str, tensor_dir: Path):
-    """(baseline fitted on the training split, genre names): baselines need ``train.npz``."""
+    """(baseline fitted on the training split, style names): baselines need ``train.npz``."""
     train = tensor_dir / "train.npz"
     if not train.exists():
         raise CliError(f"baseline {name!r} is fitted on the training split, but {train} is missing: "
@@ -107,24 +87,23 @@ def load_baseline(name: str, tensor_dir: Path):
     import models
     from dnb import data
 
-    params = {}
-    if Path("params.yaml").exists():  # the evaluation's baseline settings (knn_k, bigram_add_k, seed)
-        import yaml
-
-        params = yaml.safe_load(Path("params.yaml").read_text()).get("evaluate", {}) or {}
+    params = {}  # outside the repository: the baselines' own DEFAULTS, held equal to params.yaml by a test
+    if PARAMS.exists():  # the evaluation's baseline settings (knn_k, bigram_add_k, seed)
+        params = load_params(PARAMS).get("evaluate", {}) or {}
     info = data.data_info(tensor_dir)
     baseline = models.build(name, params, info)
-    return baseline.fit(data.load_split(tensor_dir, "train")), list(info.genre_names)
+    return baseline.fit(data.load_split(tensor_dir, "train")), list(info.style_names)
 
 
 def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors")):
-    """(model, genre names) of a trained model or baseline; clear errors for unknown names and missing files."""
+    """(model, style names) of a trained model or baseline; clear errors for unknown names and missing files."""
     import models
 
-    if name in models.BASELINES:
+    if models.is_baseline(name):
         return load_baseline(name, tensor_dir)
-    if name not in models.REGISTRY:
-        raise CliError(f"unknown model {name!r}; known: {', '.join(list(models.REGISTRY) + list(models.BASELINES))}")
+    if name not in models.architectures():
+        known = ", ".join(models.architectures() + list(models.baseline_classes()))
+        raise CliError(f"unknown model {name!r}; known: {known}")
     path = checkpoint_dir / f"{name}.pt"
     if not path.exists():
         raise CliError(f"missing checkpoint {path}; train it with: dvc repro train@{name}")
@@ -137,7 +116,7 @@ def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/te
     torch.set_num_threads(1)
     try:
         model = load_trained(path)
-        names = list(read_checkpoint(path).get("info", {}).get("genre_names", []) or [])
+        names = list(read_checkpoint(path).get("info", {}).get("style_names", []) or [])
     except Exception as err:  # a truncated or foreign file
         raise CliError(f"cannot load checkpoint {path}: {str(err)[:120]}") from None
     return model, names
@@ -164,21 +143,11 @@ def read_input(path: Path):
     return score, windows
 
 
-def sample_windows(model, windows, key: int, genres: np.ndarray, program: int, k: int, temperature: float, seed: int):
+def sample_windows(model, windows, key: int, styles: np.ndarray, program: int, k: int, temperature: float, seed: int):
     """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded."""
     import torch
 
-    n = len(windows.drums)
-    batch = {
-        "drums": torch.as_tensor(windows.drums, dtype=torch.float32),
-        "roll": torch.zeros(n, rep.BASS_STEPS, rep.BASS_PITCHES),
-        "tokens": torch.zeros(n, rep.BASS_STEPS, dtype=torch.int64),
-        "tempo": torch.as_tensor(rep.normalise_tempo(windows.bpm), dtype=torch.float32),
-        "program": torch.full((n,), rep.bass_program_index(program, 32 <= program <= 39), dtype=torch.int64),
-        "key": torch.full((n,), key, dtype=torch.int64),
-        "genre": torch.as_tensor(genres, dtype=torch.int64),
-        "song": torch.zeros(n, dtype=torch.int64),
-    }
+    batch = conditioning_batch(windows.drums, windows.bpm, program, key, styles)
     if hasattr(model, "eval"):
         model.eval()
     with torch.no_grad():
@@ -218,13 +187,13 @@ def generate(args: argparse.Namespace) -> list[Path]:
         raise CliError("--program must be a GM program 0..127")
     key = parse_key(args.key) if args.key else None
     score, windows = read_input(Path(args.drums))
-    model, genre_names = load_model(args.model, Path(args.checkpoint_dir), Path(args.tensors))
+    model, style_names = load_model(args.model, Path(args.checkpoint_dir), Path(args.tensors))
     key_note = f"{rep.KEY_NAMES[key]} (--key)" if key is not None else None
     if key is None:
         key, key_note = estimate_file_key(score)
-    genres = genre_indices(windows.drums, args.genre, genre_names, Path(args.classifier))
+    styles = style_indices(windows.drums, args.style, style_names, Path(args.classifier))
     draws = args.mbr or args.samples
-    tokens = sample_windows(model, windows, key, genres, args.program, draws, args.temperature, args.seed)
+    tokens = sample_windows(model, windows, key, styles, args.program, draws, args.temperature, args.seed)
     if args.mbr:  # per window, the candidate closest (BLEU-4) to all the others: the most typical line
         from dnb.metrics import mbr_select
 
@@ -238,45 +207,10 @@ def generate(args: argparse.Namespace) -> list[Path]:
         written.append(mid_path)
         if wav_path is not None:
             wav_path.parent.mkdir(parents=True, exist_ok=True)
-            render_wav(mid_path, wav_path)
+            try:
+                render_wav(mid_path, wav_path)
+            except AudioError as err:
+                raise CliError(str(err)) from None
             written.append(wav_path)
     print(f"{len(windows.drums)} windows, key {key_note}, model {args.model}: wrote {', '.join(map(str, written))}")
     return written
-
-
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="dnb", description="drum_and_bass: bass lines for drum parts")
-    sub = top.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="write a bass line for a drum MIDI file")
-    gen.add_argument("drums", help="drum MIDI file (or a full song: its drum tracks are used)")
-    gen.add_argument("--model", required=True,
-                     help="trained model (checkpoints/<model>.pt) or baseline (fitted on data/tensors/train.npz)")
-    gen.add_argument("--samples", type=int, default=1, help="K bass lines -> K files OUT-1.mid .. OUT-K.mid")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--mbr", type=int, default=0, metavar="N",
-                     help="draw N candidates per window and keep the most typical one (highest mean BLEU-4 "
-                          "against the others, as the paper's BLEU-4 MBR); one output file")
-    gen.add_argument("--key", help="e.g. Am, C, F#m; default: estimated from pitched notes, else C major")
-    gen.add_argument("--genre", help="drum style name; default: predicted per window by the genre classifier")
-    gen.add_argument("--program", type=int, default=DEFAULT_PROGRAM, help="GM bass program (default 33)")
-    gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")
-    gen.add_argument("--wav", help="also render WAV with fluidsynth")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--checkpoint-dir", default="checkpoints")
-    gen.add_argument("--classifier", default="data/genre_classifier.npz")
-    gen.add_argument("--tensors", default="data/tensors", help="baselines are fitted on its train split")
-    return top
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        generate(args)
-    except CliError as err:
-        print(f"dnb: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Reading params.yaml: the one loader every stage and command uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+PARAMS = Path("params.yaml")
+
+
+def load_params(path: str | Path = PARAMS) -> dict:
+    """The whole params file as a dict; a missing or malformed file is one clear ``SystemExit``."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise SystemExit(f"cannot read {path}: {err.strerror}; run from the repository root") from None
+    except yaml.YAMLError as err:
+        raise SystemExit(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(params, dict):
+        raise SystemExit(f"{path} must be a mapping of sections, got {type(params).__name__}")
+    return params

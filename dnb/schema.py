@@ -1,0 +1,127 @@
+"""The batch schema: the one definition of what a model sees, and the label helpers beside it.
+
+Every split file, every batch built from a MIDI file and every model reads these
+fields. Adding a conditioning label or a batch field is one entry in ``FIELDS``::
+
+    drums   float32 [B, 32, 14]   drum onset grid
+    roll    float32 [B, 64, 36]   bass onset roll (targets; a function of the tokens)
+    tokens  int64   [B, 64]       bass tokens (targets; REST/SUSTAIN/ONSET+p)
+    tempo   float32 [B]           log2(bpm / 120)
+    program int64   [B]           bass program index 0..8
+    key     int64   [B]           0..23 (tonic + 12 * minor)
+    style   int64   [B]           drum style predicted from the drums (index into meta.json "styles")
+    song    int64   [B]           song index (the unit of the song-level bootstrap)
+
+"style" is the drum style a classifier predicts from a drum grid; the first folder of a
+corpus path is the folder *genre* of a song, a different thing (never a model input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict
+
+import numpy as np
+
+from dnb import representation as rep
+
+if TYPE_CHECKING:  # torch is imported only where a batch is built: tensorize stays numpy-only
+    import torch
+
+N_KEYS = 24  # 12 tonics x (major, minor)
+DEFAULT_PROGRAM = 33  # GM finger bass
+
+
+@dataclass(frozen=True)
+class Field:
+    """One batch field: torch dtype of the batch, numpy dtype on disk, shape after the batch axis."""
+
+    torch_dtype: str  # name of the torch dtype of a batch
+    numpy_dtype: type
+    shape: tuple[int, ...]
+    doc: str
+
+
+FIELDS: dict[str, Field] = {
+    "drums": Field("float32", np.uint8, (rep.DRUM_STEPS, rep.DRUM_CLASSES), "drum onset grid"),
+    "roll": Field("float32", np.uint8, (rep.BASS_STEPS, rep.BASS_PITCHES), "bass onset roll"),
+    "tokens": Field("int64", np.uint8, (rep.BASS_STEPS,), "bass tokens"),
+    "tempo": Field("float32", np.float32, (), "log2(bpm / 120)"),
+    "program": Field("int64", np.int64, (), "bass program index 0..8"),
+    "key": Field("int64", np.int64, (), "tonic + 12 * minor"),
+    "style": Field("int64", np.int64, (), "predicted drum style index"),
+    "song": Field("int64", np.int64, (), "song index"),
+}
+LABELS = ("tempo", "program", "key", "style")  # the conditioning labels a model may be given
+
+
+class Batch(TypedDict):
+    """A batch of ``FIELDS`` (see the module docstring for shapes)."""
+
+    drums: torch.Tensor
+    roll: torch.Tensor
+    tokens: torch.Tensor
+    tempo: torch.Tensor
+    program: torch.Tensor
+    key: torch.Tensor
+    style: torch.Tensor
+    song: torch.Tensor
+
+
+@dataclass
+class DataInfo:
+    """What a model needs to know about the data to build itself."""
+
+    n_programs: int = rep.BASS_PROGRAMS
+    n_keys: int = N_KEYS
+    n_styles: int = 1
+    style_names: list[str] = field(default_factory=list)
+
+
+def to_batch(arrays: dict[str, np.ndarray]) -> Batch:
+    """Numpy arrays of every field -> the batch dict of tensors."""
+    import torch
+
+    return {name: torch.as_tensor(np.asarray(arrays[name]), dtype=getattr(torch, f.torch_dtype))
+            for name, f in FIELDS.items()}
+
+
+# --------------------------------------------------------------------------- label helpers
+
+
+def tempo_feature(bpm: np.ndarray | float) -> np.ndarray:
+    """Tempo feature: log2(bpm / 120), so 60 -> -1, 120 -> 0, 240 -> +1."""
+    return np.log2(np.asarray(bpm, dtype=np.float64) / 120.0).astype(np.float32)
+
+
+def tempo_bpm(feature: np.ndarray | float) -> np.ndarray:
+    """Inverse of ``tempo_feature``: beats per minute (float64)."""
+    return 120.0 * np.exp2(np.asarray(feature, dtype=np.float64))
+
+
+def program_index(program: int, is_gm_bass: bool) -> int:
+    """Conditioning index of a bass track's GM program: 32..39 -> 0..7; a track named bass -> 8."""
+    return int(program) - 32 if is_gm_bass and 32 <= program <= 39 else 8
+
+
+def program_of(index: int) -> int:
+    """GM program to render a conditioning program index with (0..7 -> 32..39; 8 'named bass' -> 33)."""
+    return 32 + int(index) if 0 <= int(index) < 8 else DEFAULT_PROGRAM
+
+
+def conditioning_batch(
+    drums: np.ndarray, bpm: np.ndarray, program: int, key: int | np.ndarray, style: np.ndarray
+) -> Batch:
+    """The batch of windows cut from a MIDI file (no targets: tokens and roll are zeros)."""
+    n = len(drums)
+    arrays = {
+        "drums": drums,
+        "roll": np.zeros((n, rep.BASS_STEPS, rep.BASS_PITCHES), dtype=np.uint8),
+        "tokens": np.zeros((n, rep.BASS_STEPS), dtype=np.uint8),
+        "tempo": tempo_feature(bpm),
+        "program": np.full(n, program_index(program, 32 <= program <= 39)),
+        "key": np.full(n, key, dtype=np.int64) if np.ndim(key) == 0 else np.asarray(key, dtype=np.int64),
+        "style": style,
+        "song": np.zeros(n, dtype=np.int64),
+    }
+    return to_batch(arrays)

@@ -1,0 +1,1 @@
+"""The report layer of the `tables` stage: names, LaTeX formatting, prose and figures."""

@@ -1,0 +1,190 @@
+"""LaTeX formatting of results: numbers, interval cells, macro names and booktabs tables.
+
+A results entry is ``{"value", "lo", "hi"}`` from ``metrics/<system>.json``; metric
+labels, digits and directions come from ``dnb.metrics.METRICS``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dnb.metrics import METRICS
+from pipeline.report.names import display
+
+DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
+
+
+def macro_name(*parts: str) -> str:
+    """'lstm_fcnn', 'bleu4' -> 'lstmFcnnBleuFour' (LaTeX macro names are letters only)."""
+    words = []
+    for part in parts:
+        for token in re.split(r"[^A-Za-z0-9]+", part):
+            for piece in re.findall(r"[A-Za-z]+|[0-9]", token):
+                words.append(DIGITS[int(piece)] if piece.isdigit() else piece)
+    text = "".join(w[:1].upper() + w[1:] for w in words)
+    return text[:1].lower() + text[1:]
+
+
+def entry(metrics: dict | None, metric: str) -> dict | None:
+    """The {value, lo, hi} of a metric, or None when missing/null/non-numeric."""
+    item = (metrics or {}).get(metric)
+    if isinstance(item, int | float):
+        item = {"value": item}
+    if not isinstance(item, dict) or not isinstance(item.get("value"), int | float):
+        return None
+    return item
+
+
+def number(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def cell(item: dict | None, digits: int, interval: bool = True) -> str:
+    """'0.123 [0.100, 0.140]' as LaTeX (interval in script size), or 'n/a'."""
+    if item is None:
+        return "n/a"
+    text = number(item["value"], digits)
+    lo, hi = item.get("lo"), item.get("hi")
+    if interval and isinstance(lo, int | float) and isinstance(hi, int | float):
+        text += rf" {{\scriptsize[{lo:.{digits}f}, {hi:.{digits}f}]}}"
+    return text
+
+
+def latex_escape(text: str) -> str:
+    return re.sub(r"([&%$#_{}])", r"\\\1", str(text))
+
+
+def best_rows(rows: dict[str, dict], metric: str, reference: dict | None) -> set[str]:
+    """Names of the rows holding the best value of ``metric`` (ties all bold)."""
+    better = METRICS[metric].better
+    values = {n: e["value"] for n, m in rows.items() if (e := entry(m, metric)) is not None}
+    if not values or better is None:
+        return set()
+    if better == "ref":
+        ref = entry(reference, metric)
+        if ref is None:
+            return set()
+        score = {n: abs(v - ref["value"]) for n, v in values.items()}
+        target = min(score.values())
+    else:
+        score = {n: (v if better == "min" else -v) for n, v in values.items()}
+        target = min(score.values())
+    digits = METRICS[metric].digits
+    return {n for n, s in score.items() if round(s, digits) == round(target, digits)}
+
+
+def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, reference: dict | None = None,
+          first: str = "Model", groups: dict[str, str] | None = None, missing: set[str] | None = None) -> str:
+    """A booktabs table: one row per entry of ``rows`` (name -> metrics dict), best in bold.
+    ``reference`` adds a final real-bass row; ``groups`` (name -> group) draws a rule between groups;
+    ``missing`` rows (not evaluated, e.g. no checkpoint) are labelled so."""
+    bold = {c: best_rows(rows, c, reference) for c in columns}
+    spec = "l" + "r" * len(columns)
+    lines = [
+        r"\begin{table}[tbp]",
+        r"\centering\footnotesize",
+        rf"\caption{{{caption}}}",
+        rf"\label{{{label}}}",
+        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join([first] + [METRICS[c].label for c in columns]) + r" \\",
+        r"\midrule",
+    ]
+    previous = None
+    for name, metrics in rows.items():
+        group = (groups or {}).get(name)
+        if previous is not None and group != previous:
+            lines.append(r"\midrule")
+        previous = group
+        cells = []
+        for c in columns:
+            text = cell(entry(metrics, c), METRICS[c].digits)
+            cells.append(rf"\textbf{{{text}}}" if name in bold[c] and text != "n/a" else text)
+        label = latex_escape(display(name)) + (" (not evaluated)" if name in (missing or set()) else "")
+        lines.append(" & ".join([label] + cells) + r" \\")
+    if reference is not None:
+        lines.append(r"\midrule")
+        ref_cells = [cell(entry(reference, c), METRICS[c].digits) for c in columns]
+        lines.append(" & ".join([r"\emph{real bass}"] + ref_cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def difference_cell(item: dict | None, digits: int) -> str:
+    """'+0.012 [+0.004, +0.020]', bold when the paired interval clears the baseline."""
+    if not item or not isinstance(item.get("value"), int | float):
+        return "n/a"
+    text = f"{item['value']:+.{digits}f} {{\\scriptsize[{item['lo']:+.{digits}f}, {item['hi']:+.{digits}f}]}}"
+    text = text.replace("-", "$-$")  # a minus sign, not a hyphen
+    return rf"\textbf{{{text}}}" if item.get("clears") else text
+
+
+def quality_table(comparisons: dict, baselines: list[str], metrics: list[str]) -> str:
+    """Each model minus each baseline (perplexity, BLEU-4, BLEU-4 MBR), paired song-bootstrap
+    intervals; bold where the interval lies entirely on the better side."""
+    columns = [(b, m) for b in baselines for m in metrics]
+    lines = [
+        r"\begin{table}[tbp]",
+        r"\centering\footnotesize",
+        r"\caption{Quality bar: each model minus a baseline on the same test pairs, with the 95\% interval of "
+        r"the paired song bootstrap. Bold: the interval lies entirely on the better side (perplexity lower, "
+        r"BLEU higher). The CVAE's perplexity is an upper bound. n/a: the model defines no perplexity.}",
+        r"\label{tab:quality}",
+        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
+        rf"\begin{{tabular}}{{l{'r' * len(columns)}}}",
+        r"\toprule",
+        " & ".join(["Model"] + [rf"\multicolumn{{{len(metrics)}}}{{c}}{{$-$ {display(b)}}}"
+                                for b in baselines]) + r" \\",
+        "".join(rf"\cmidrule(lr){{{2 + i * len(metrics)}-{1 + (i + 1) * len(metrics)}}}"
+                for i in range(len(baselines))),
+        " & ".join([""] + [rf"$\Delta$ {METRICS[m].label}" for _, m in columns]) + r" \\",
+        r"\midrule",
+    ]
+    for model, against in comparisons.items():
+        cells = [difference_cell((against.get(b) or {}).get(m), METRICS[m].digits) for b, m in columns]
+        lines.append(" & ".join([latex_escape(display(model))] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def split_counts(stats: dict, split: str) -> tuple[str, str]:
+    """(pairs, songs) of a split from data/stats.json, whichever of the usual layouts it uses."""
+    node = stats.get(split) or (stats.get("splits") or {}).get(split) or {}
+    pairs = node.get("pairs") if isinstance(node, dict) else node
+    songs = node.get("songs") if isinstance(node, dict) else None
+    pairs = pairs if pairs is not None else (stats.get("pairs") or {}).get(split)
+    songs = songs if songs is not None else (stats.get("songs") or {}).get(split)
+    return ("n/a" if pairs is None else str(pairs)), ("n/a" if songs is None else str(songs))
+
+
+def data_table(stats: dict, extract: dict, annotate: dict) -> str:
+    """Pairs and songs per split, pairs per corpus, drum-style classifier against the majority class."""
+    lines = [
+        r"\begin{table}[tbp]",
+        r"\centering\footnotesize",
+        r"\caption{Data. Pairs are 2-bar 4/4 windows with drums and bass; splits are by song. "
+        r"The drum-style classifier is trained and tested on the Groove MIDI Dataset splits.}",
+        r"\label{tab:data}",
+        r"\begin{tabular}{lrr}",
+        r"\toprule",
+        r"Split & Pairs & Songs \\",
+        r"\midrule",
+    ]
+    for split in ("train", "val", "test"):
+        pairs, songs = split_counts(stats, split)
+        lines.append(f"{split} & {pairs} & {songs} " + r"\\")
+    by_corpus = extract.get("pairs_by_corpus") or {}
+    if by_corpus:
+        lines += [r"\midrule", r"Corpus & Pairs & \\"]
+        for corpus, n in sorted(by_corpus.items()):
+            lines.append(f"{latex_escape(corpus)} & {n} & " + r"\\")
+    clf = annotate.get("classifier") or {}
+    lines += [r"\midrule", r"Drum-style classifier (test) & Accuracy & Macro-F1 \\"]
+    chosen = latex_escape(str(clf.get("chosen", "classifier")))
+    lines.append(f"{chosen} & {number(clf.get('test_accuracy'), 3)} & {number(clf.get('test_macro_f1'), 3)} " + r"\\")
+    majority = latex_escape(str(clf.get("majority_class", "")))
+    lines.append(f"majority class ({majority}) & {number(clf.get('majority_accuracy'), 3)} & "
+                 f"{number(clf.get('majority_macro_f1'), 3)} " + r"\\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)

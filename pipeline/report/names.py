@@ -1,0 +1,32 @@
+"""How the paper names systems, corpora and ablation runs (display text only)."""
+
+from __future__ import annotations
+
+DISPLAY = {
+    "ffnn": "FFNN",
+    "cnn": "CNN",
+    "lstm": "LSTM seq2seq",
+    "lstm_fcnn": "LSTM+FCNN",
+    "cvae": "CVAE",
+    "pix2pix": "pix2pix",
+    "transformer": "Transformer",
+    "silence": "silence",
+    "constant_density": "constant density",
+    "repaired": "2019 repaired",
+    "knn": "kNN",
+    "root_on_kick": "root on kick",
+    "bigram": "bigram",
+    "real": "real bass",
+}
+ABLATION_ROWS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "style": "+ style"}
+ABLATION_PROSE = {"none": "no conditioning", "tempo_program": "tempo and program only",
+                  "key": "tempo, program and key", "style": "all four labels"}
+CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
+    "freedoom": r"the music of the Freedoom project~\citep{freedoom}",
+    "ultimate": r"the Ultimate MIDI collection of popular songs in six genre folders~\citep{ultimatemidi}",
+}
+
+
+def display(name: str) -> str:
+    """The paper's name of a system (its registry name when it has none)."""
+    return DISPLAY.get(name, name)

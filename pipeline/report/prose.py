@@ -1,0 +1,175 @@
+"""Sentences of the paper computed from the results, so that the prose stays true whatever the numbers are."""
+
+from __future__ import annotations
+
+from dnb.metrics import METRICS
+from pipeline.report.latex import entry, latex_escape
+from pipeline.report.names import ABLATION_PROSE, ABLATION_ROWS, CORPUS_TEXT, display
+
+
+def evaluated(data: dict | None) -> bool:
+    """A metrics file of a run that was actually evaluated (status ok, at least one number)."""
+    if not data or data.get("status", "ok") != "ok":
+        return False
+    return any(entry(data.get("metrics"), m) is not None for m in (data.get("metrics") or {}))
+
+
+def comparison_baselines(comparisons: dict) -> list[str]:
+    """The baselines the models were compared with (in file order)."""
+    return list(next(iter(comparisons.values()), {}))
+
+
+def quality_sentence(comparisons: dict, baselines: list[str],
+                     lead: str = "Judged by the paired intervals of Table~\\ref{tab:quality}") -> str:
+    """Which models clear every compared baseline on perplexity and on BLEU-4 (first sample,
+    and MBR), judged by the paired intervals."""
+    if not comparisons or not baselines:
+        return "The paired comparison with the baselines was not computed."
+    names = {"bleu4": "BLEU-4 of the first sample", "bleu4_mbr": "BLEU-4 of the MBR choice"}
+    parts = []
+    for bleu in ("bleu4", "bleu4_mbr"):
+        winners = [display(m) for m, against in comparisons.items()
+                   if all(((against.get(b) or {}).get(k) or {}).get("clears") for b in baselines
+                          for k in ("perplexity", bleu))]
+        who = join(winners) if winners else "no neural model"
+        both = "both " if len(baselines) == 2 else ""
+        verb = "clear" if len(winners) > 1 else "clears"
+        parts.append(f"on perplexity and {names[bleu]}, {who} {verb} {both}"
+                     + join([display(b) for b in baselines]))
+    return f"{lead}, " + "; ".join(parts) + "."
+
+
+def compare(a: dict | None, b: dict | None, metric: str) -> str | None:
+    """'lower than X (intervals disjoint)' style phrase comparing a to b on ``metric``."""
+    ea, eb = entry(a, metric), entry(b, metric)
+    if ea is None or eb is None:
+        return None
+    better = METRICS[metric].better
+    if ea["value"] == eb["value"]:
+        word = "the same"
+    elif (ea["value"] < eb["value"]) == (better == "min"):
+        word = "a better"
+    else:
+        word = "a worse"
+    have = all(isinstance(e.get(k), int | float) for e in (ea, eb) for k in ("lo", "hi"))
+    if not have:
+        overlap = "no interval available"
+    elif ea["hi"] < eb["lo"] or eb["hi"] < ea["lo"]:
+        overlap = "95\\% intervals disjoint"
+    else:
+        overlap = "95\\% intervals overlap"
+    return f"{word} {METRICS[metric].words} ({overlap})"
+
+
+def best_model(models: dict[str, dict], metric: str = "perplexity") -> str | None:
+    """The neural model with the lowest ``metric`` (falls back to BLEU-4 when none has it)."""
+    scored = {n: e["value"] for n, m in models.items() if (e := entry(m.get("metrics"), metric)) is not None}
+    if scored:
+        return min(scored, key=scored.get)
+    scored = {n: e["value"] for n, m in models.items() if (e := entry(m.get("metrics"), "bleu4")) is not None}
+    return max(scored, key=scored.get) if scored else None
+
+
+def lead_sentence(results: dict) -> str:
+    """Whether the best neural model beats kNN and bigram on perplexity and BLEU-4."""
+    best = best_model(results["models"])
+    if best is None:
+        return "No neural model has been evaluated yet."
+    mine = results["models"][best].get("metrics")
+    parts = []
+    for base in ("knn", "bigram"):
+        other = results["baselines"].get(base, {}).get("metrics")
+        if not evaluated(results["baselines"].get(base)):
+            parts.append(f"the {display(base)} baseline was not evaluated")
+            continue
+        phrases = [p for m in ("perplexity", "bleu4") if (p := compare(mine, other, m)) is not None]
+        if phrases:
+            parts.append(f"against {display(base)} it has " + " and ".join(phrases))
+        else:
+            parts.append(f"it cannot be compared with {display(base)} on perplexity or BLEU-4")
+    return (f"The neural model with the lowest test perplexity is the {display(best)}; "
+            + "; ".join(parts) + ".")
+
+
+def join(phrases: list[str]) -> str:
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def pix_sentence(results: dict) -> str:
+    pix, lstm = results["models"].get("pix2pix"), results["models"].get("lstm")
+    if not evaluated(pix) or not evaluated(lstm):
+        return "The pix2pix and seq2seq comparison is not available because one of the two models was not evaluated."
+    phrases = [p for m in ("onset_f1", "bleu4", "bce") if (p := compare(pix.get("metrics"), lstm.get("metrics"), m))]
+    if not phrases:
+        return "pix2pix and the LSTM seq2seq model share no metric to compare."
+    return "Against the LSTM seq2seq model, pix2pix has " + join(phrases) + "."
+
+
+def ablation_sentence(results: dict) -> str:
+    ab = results["ablation"]
+    present = [t for t in ABLATION_ROWS if evaluated(ab.get(t))]
+    if len(present) < 2:
+        return "The conditioning ablation was not evaluated."
+    first, last = present[0], present[-1]
+    phrase = compare(ab[last].get("metrics"), ab[first].get("metrics"), "perplexity") or compare(
+        ab[last].get("metrics"), ab[first].get("metrics"), "bleu4")
+    if phrase is None:
+        return "The ablation runs share no metric to compare."
+    return f"With {ABLATION_PROSE[last]} the model has {phrase} than with {ABLATION_PROSE[first]}."
+
+
+def silence_sentence(results: dict, reference: dict | None) -> str:
+    """Does any neural model fall into the 2019 failure (mostly empty bars)?"""
+    ref = entry(reference, "empty_bar_rate")
+    rates = {n: e["value"] for n, m in results["models"].items() if (e := entry(m.get("metrics"), "empty_bar_rate"))}
+    if ref is None or not rates:
+        return "The empty-bar rate is not available."
+    worst = max(rates, key=rates.get)
+    silent = [display(n) for n, v in rates.items() if v >= 0.5]
+    head = (f"The highest empty-bar rate of a neural model is {rates[worst]:.3f} ({display(worst)}), "
+            f"against {ref['value']:.3f} for the real bass lines")
+    tail = (f"; {', '.join(silent)} leave at least half of the bars empty." if silent
+            else "; no neural model leaves half of the bars empty, the failure mode of 2019.")
+    return head + tail
+
+
+def skip_sentence(extract: dict) -> str:
+    """Why files and windows were left out, from the extraction report."""
+    reasons = {k: v for k, v in (extract.get("skipped_by_reason") or {}).items() if v}
+    dropped = {k: v for k, v in (extract.get("windows_dropped") or {}).items() if v}
+    if not extract:
+        return "The extraction report is not available."
+    words = {"no_bass": "without a bass track", "no_drums": "without drums", "no_four_four": "without a 4/4 window",
+             "unreadable": "unreadable", "absurd_tempo": "with an absurd tempo", "no_dense_window": "too sparse",
+             "too_many_notes": "with too many notes", "zero_tracks": "without tracks"}
+    parts = [f"{v} {words.get(k, k.replace('_', ' '))}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])]
+    text = ("Files left out: " + ", ".join(parts) + ".") if parts else "No file was left out."
+    if dropped:
+        text += " Windows dropped: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(dropped.items())) + "."
+    return latex_escape(text)
+
+
+def corpus_sentence(extract: dict) -> str:
+    """Which corpora the pairs come from, with their file counts."""
+    files = extract.get("files_by_corpus") or {}
+    pairs = extract.get("pairs_by_corpus") or {}
+    names = list(extract.get("corpora") or files)
+    if not names:
+        return "The corpus is not known (no extraction report)."
+    parts = [f"{CORPUS_TEXT.get(n, 'the corpus ' + latex_escape(n))} ({files.get(n, 0):,} files, "
+             f"{pairs.get(n, 0):,} pairs)" for n in names]
+    return "The pairs come from " + join(parts) + "."
+
+
+def evaluation_sentence(results: dict, stats: dict) -> str:
+    """How many test pairs the evaluation used: all, or a seeded few per song."""
+    first = next(iter(list(results["models"].values()) + list(results["baselines"].values())), {})
+    used, songs = first.get("n_test_pairs"), first.get("n_test_songs")
+    total = (stats.get("pairs_per_split") or {}).get("test")
+    if used is None or total is None or used >= total:
+        return "Every pair of the test split is evaluated."
+    cap = first.get("max_pairs_per_song")
+    few = f"at most {cap} pairs" if cap else "a fixed maximum number of pairs"
+    return (f"Sampling every autoregressive model on all {total:,} test pairs would take longer than training it, "
+            f"so every system is evaluated on the same seeded subset of {few} of each test song: "
+            f"{used:,} pairs covering all {songs:,} test songs, which the song bootstrap resamples.")

@@ -1,0 +1,1 @@
+"""The producer's tools on top of the trained models: the ``dnb`` command line."""

@@ -1,0 +1,50 @@
+"""The ``dnb`` command line: ``dnb generate`` (see ``producer.generate``).
+
+Errors are one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dnb.schema import DEFAULT_PROGRAM
+from producer.generate import CliError, generate
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="dnb", description="drum_and_bass: bass lines for drum parts")
+    sub = top.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write a bass line for a drum MIDI file")
+    gen.add_argument("drums", help="drum MIDI file (or a full song: its drum tracks are used)")
+    gen.add_argument("--model", required=True,
+                     help="trained model (checkpoints/<model>.pt) or baseline (fitted on data/tensors/train.npz)")
+    gen.add_argument("--samples", type=int, default=1, help="K bass lines -> K files OUT-1.mid .. OUT-K.mid")
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--mbr", type=int, default=0, metavar="N",
+                     help="draw N candidates per window and keep the most typical one (highest mean BLEU-4 "
+                          "against the others, as the paper's BLEU-4 MBR); one output file")
+    gen.add_argument("--key", help="e.g. Am, C, F#m; default: estimated from pitched notes, else C major")
+    gen.add_argument("--style", help="drum style name; default: predicted per window by the style classifier")
+    gen.add_argument("--program", type=int, default=DEFAULT_PROGRAM, help="GM bass program (default 33)")
+    gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")
+    gen.add_argument("--wav", help="also render WAV with fluidsynth")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--checkpoint-dir", default="checkpoints")
+    gen.add_argument("--classifier", default="data/style_classifier.npz")
+    gen.add_argument("--tensors", default="data/tensors", help="baselines are fitted on its train split")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        generate(args)
+    except CliError as err:
+        print(f"dnb: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
