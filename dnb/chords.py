@@ -88,7 +88,8 @@ def chord_pitch_classes(label: int) -> np.ndarray:
 
 
 def chord_name(label: int) -> str:
-    """Readable name: "N", "C", "Am", "G7", "Bbdim", "E5", ... (``parse_chord`` reads it back)."""
+    """Readable name: "N", "C", "Am", "Bb", ... (with richer ``QUALITIES``: "G7", "Bdim",
+    "E5"); ``parse_chord`` reads every name back to its label."""
     label = int(label)
     if not 0 <= label < N_CHORDS:
         raise ValueError(f"chord label {label} outside 0..{N_CHORDS - 1}")
@@ -126,8 +127,9 @@ def half_bar_histograms(score, start_ticks: np.ndarray, bass_track=None) -> np.n
     """``[W, 4, 12]`` float64: per window and half bar, the pitch-class histogram of the
     harmony tracks (``harmony_tracks``), each note weighted by its overlap in quarter
     notes with the half-bar span ``[start + 2h tpq, start + (2h + 2) tpq)``. A note held
-    across a boundary counts in every half bar it overlaps. Vectorised over notes: each
-    note is split into its (usually one) half-bar pieces with ``searchsorted``."""
+    across a boundary counts in every half bar it overlaps. The windows must not overlap
+    (those of ``rep.score_windows`` never do). Vectorised over notes: each note is split
+    into its (usually one) half-bar pieces with ``searchsorted``."""
     tpq = max(int(score.tpq), 1)
     start_ticks = np.asarray(start_ticks, dtype=np.int64)
     n_spans = len(start_ticks) * HALF_BARS
