@@ -8,12 +8,14 @@ yields no pair is counted under exactly one reason (``REASONS``).
 Outputs (row i of pairs.npz is row i of pairs.parquet; rows sorted by corpus order,
 path, window index), byte-identical for the same params and corpora:
 
-* ``data/interim/pairs.npz``: ``drums`` uint8 [N, 32, 14], ``tokens`` uint8 [N, 64]
+* ``data/interim/pairs.npz``: ``drums`` uint8 [N, 32, 14], ``tokens`` uint8 [N, 64],
+  ``chords`` uint8 [N, 4] (one ``dnb.chords`` label per half bar, from the non-bass tracks)
 * ``data/interim/pairs.parquet``: song_id, corpus, path, folder_genre, window_index,
   bpm, bass_program (GM), program_index (0..8), n_drum_onsets, n_bass_onsets
 * ``data/interim/songs.parquet``: one row per song with a pair: song_id, corpus, path,
   folder_genre, n_pairs, tpq, pc_0..pc_11 (duration-weighted pitch-class histogram)
-* ``data/extract_report.json``: counts by reason, duplicates, pairs by corpus and genre
+* ``data/extract_report.json``: counts by reason, duplicates, pairs by corpus and genre,
+  chord labels by quality and how often the real bass plays their root / a chord tone
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from dnb import chords as ch
 from dnb import representation as rep
 from dnb.corpus import folder_genre, is_midi, iter_files, relative_names, unwrap_rmid
 from dnb.keys import pitch_class_histogram
@@ -113,6 +116,7 @@ def _process_score(score, params: dict) -> dict:
     out |= {
         "drums": win.drums[keep],
         "tokens": win.tokens[keep],
+        "chords": ch.window_chords(score, win.start_ticks[keep], bass_track),
         "bpm": win.bpm[keep].astype(np.float64),
         "index": win.index[keep],
         "n_drum": n_drum[keep],
@@ -238,7 +242,8 @@ def run(params: dict, out_dir: Path, report_path: Path | None = None) -> dict:
     n = sum(len(p["index"]) for p in pairs)
     drums = np.concatenate([p["drums"] for p in pairs]) if pairs else np.zeros((0, 32, 14), np.uint8)
     tokens = np.concatenate([p["tokens"] for p in pairs]) if pairs else np.zeros((0, 64), np.uint8)
-    write_npz(out_dir / "pairs.npz", drums=drums, tokens=tokens)  # uint8 already: no 200 MB copy
+    chords = np.concatenate([p["chords"] for p in pairs]) if pairs else np.zeros((0, ch.HALF_BARS), np.uint8)
+    write_npz(out_dir / "pairs.npz", drums=drums, tokens=tokens, chords=chords)  # uint8 already: no 200 MB copy
     counts = np.array([len(p["index"]) for p in pairs], dtype=np.int64)
 
     def repeat(key: str) -> np.ndarray:
@@ -292,6 +297,7 @@ def run(params: dict, out_dir: Path, report_path: Path | None = None) -> dict:
         "pairs_by_corpus": dict(sorted(by_corpus.items())),
         "pairs_by_genre": dict(sorted(by_genre.items())),
         "songs_kept": len(pairs),
+        "chords": chord_summary(tokens, chords),
         "seconds": round(time.time() - start, 2),
         "seconds_reading_and_parsing": round(parsed_at - start, 2),
     }
@@ -301,6 +307,21 @@ def run(params: dict, out_dir: Path, report_path: Path | None = None) -> dict:
     report_path.write_text(json.dumps(stable, indent=2) + "\n")
     print_summary(report)
     return report
+
+
+def chord_summary(tokens: np.ndarray, chords: np.ndarray) -> dict:
+    """Report section: half bars per chord quality (and N), and for the real bass the
+    share of its onsets under a chord (not N) that land on the chord root / a chord tone."""
+    quality = np.where(chords == ch.N, -1, (chords.astype(np.int64) - 1) % len(ch.QUALITIES))
+    by_quality = {"N": int((quality == -1).sum())}
+    by_quality |= {name: int((quality == q).sum()) for q, name in enumerate(ch.QUALITIES)}
+    tone, root, under = (int(x.sum()) for x in ch.chord_tone_hits(tokens, chords))
+    return {
+        "half_bars_by_quality": by_quality,
+        "bass_onsets_under_a_chord": under,
+        "bass_root_rate": round(root / under, 4) if under else None,
+        "bass_chord_tone_rate": round(tone / under, 4) if under else None,
+    }
 
 
 def print_summary(report: dict) -> None:
@@ -316,6 +337,12 @@ def print_summary(report: dict) -> None:
             print(f"extract: skipped {count:6d} files: {reason:<20} e.g. {shown}")
     dropped = report["windows_dropped"]
     print(f"extract: dropped windows: {dropped['sparse']} sparse, {dropped['absurd_tempo']} absurd tempo")
+    chords = report["chords"]
+    print(
+        f"extract: chords per half bar {chords['half_bars_by_quality']}; real bass on the root "
+        f"{chords['bass_root_rate']}, on a chord tone {chords['bass_chord_tone_rate']} "
+        f"(of {chords['bass_onsets_under_a_chord']} onsets under a chord)"
+    )
     for line in report["errors"]:
         print(f"extract: error {line}")
 

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pretty_midi
 import pytest
+import symusic
 
+from dnb import chords as ch
 from dnb import representation as rep
 from dnb.corpus import iter_midi, strip_common_top, unwrap_rmid
 from pipeline import extract
@@ -151,10 +153,12 @@ def test_counts_by_reason(result):
 def test_pairs_of_the_good_song(result):
     _, out = result
     with np.load(out / "pairs.npz") as data:
-        drums, tokens = data["drums"], data["tokens"]
+        drums, tokens, chords = data["drums"], data["tokens"], data["chords"]
+        assert sorted(data.files) == ["chords", "drums", "tokens"]
     pairs = pd.read_parquet(out / "pairs.parquet")
     assert drums.shape == (4, 32, 14) and drums.dtype == np.uint8
     assert tokens.shape == (4, 64) and tokens.dtype == np.uint8
+    assert chords.shape == (4, 4) and chords.dtype == np.uint8 and (chords == 0).all()  # drums and bass only: N
     assert pairs["window_index"].tolist() == [0, 1, 2, 3]
     assert set(pairs["path"]) == {"rock/good.mid"} and set(pairs["folder_genre"]) == {"rock"}
     assert pairs["bass_program"].tolist() == [34] * 4 and pairs["program_index"].tolist() == [2] * 4
@@ -172,6 +176,31 @@ def test_pairs_of_the_good_song(result):
     pc = songs[[f"pc_{k}" for k in range(12)]].to_numpy()[0]
     np.testing.assert_allclose(pc[[4, 9, 11]], [9.0, 4.0, 4.0])
     assert pc.sum() == pytest.approx(17.0)
+
+
+def test_chords_of_a_song_with_a_piano(tmp_path: Path):
+    """Em | A | C | N per bar pair over the E-B-E-A bass: the report counts the bass on roots and chord tones."""
+    score = rep.load_score(song(bars=4))
+    piano = symusic.Track("piano", 0, False)
+    for bar in range(4):
+        for half, chord in enumerate([(52, 55, 59), (57, 61, 64)] if bar % 2 == 0 else [(48, 52, 55)]):
+            for pitch in chord:
+                piano.notes.append(symusic.Note(bar * BAR + half * BAR // 2, BAR // 2, pitch, 80))
+    score.tracks.append(piano)
+    (tmp_path / "c").mkdir()
+    score.dump_midi(str(tmp_path / "c/piano.mid"))
+    report = extract.run({**PARAMS, "corpora": {"c": str(tmp_path / "c")}}, tmp_path / "out")
+    with np.load(tmp_path / "out/pairs.npz") as data:
+        chords = data["chords"]
+    assert [[ch.chord_name(label) for label in row] for row in chords] == [["Em", "A", "C", "N"]] * 2
+    # per window: under Em the bass plays E (root) B (tone), under A E (tone) A (root), under C E (tone) B
+    assert report["chords"] == {
+        "half_bars_by_quality": {"N": 2, "maj": 4, "min": 2},
+        "bass_onsets_under_a_chord": 12,
+        "bass_root_rate": round(4 / 12, 4),
+        "bass_chord_tone_rate": round(10 / 12, 4),
+    }
+    assert json.loads((tmp_path / "out/extract_report.json").read_text())["chords"] == report["chords"]
 
 
 def test_same_outputs_with_two_workers_and_fixed_zip_dates(result, corpus: Path, tmp_path: Path):
