@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import time
-import zipfile
 from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
@@ -141,16 +140,6 @@ def _work(data: bytes) -> dict:
     return process_file(data, _PARAMS)
 
 
-def write_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Like ``np.savez`` but byte-identical across runs (np.savez stamps the current time
-    into every zip entry)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
-
-
 def _table(columns: dict[str, tuple[list | np.ndarray, pa.DataType]]) -> pa.Table:
     return pa.table({name: pa.array(values, type=kind) for name, (values, kind) in columns.items()})
 
@@ -243,7 +232,7 @@ def run(params: dict, out_dir: Path, report_path: Path | None = None) -> dict:
     drums = np.concatenate([p["drums"] for p in pairs]) if pairs else np.zeros((0, 32, 14), np.uint8)
     tokens = np.concatenate([p["tokens"] for p in pairs]) if pairs else np.zeros((0, 64), np.uint8)
     chords = np.concatenate([p["chords"] for p in pairs]) if pairs else np.zeros((0, ch.HALF_BARS), np.uint8)
-    write_npz(out_dir / "pairs.npz", drums=drums, tokens=tokens, chords=chords)  # uint8 already: no 200 MB copy
+    np.savez(out_dir / "pairs.npz", drums=drums, tokens=tokens, chords=chords)  # equal arrays, equal bytes
     counts = np.array([len(p["index"]) for p in pairs], dtype=np.int64)
 
     def repeat(key: str) -> np.ndarray:
