@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dnb import representation as rep
+from dnb.chords import HALF_BARS, QUALITIES
 from dnb.schema import N_KEYS, DataInfo, to_batch
 from dnb.tensors import read_split
 
@@ -65,6 +66,7 @@ def synthetic_split(n: int, seed: int = 0, n_styles: int = 3) -> dict[str, torch
     drums = (rng.random((n, rep.DRUM_STEPS, rep.DRUM_CLASSES)) < 0.1).astype(np.uint8)
     drums[:, ::8, rep.KICK] = 1
     key = rng.integers(0, N_KEYS, n)
+    tonic_chord = 1 + (key % 12) * len(QUALITIES) + QUALITIES.index("min") * (key >= 12)  # the key's tonic triad
     tokens = np.zeros((n, rep.BASS_STEPS), dtype=np.uint8)
     kick_steps = drums[:, :, rep.KICK].nonzero()
     pitch_index = (key[kick_steps[0]] % 12 - rep.BASS_LOW) % 12  # the tonic in the lowest octave
@@ -78,6 +80,7 @@ def synthetic_split(n: int, seed: int = 0, n_styles: int = 3) -> dict[str, torch
         "program": rng.integers(0, rep.BASS_PROGRAMS, n),
         "key": key,
         "style": rng.integers(0, n_styles, n),
+        "chords": np.repeat(tonic_chord[:, None], HALF_BARS, axis=1),
         "song": np.arange(n) // 4,
     }
     return to_batch(arrays)

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from dnb import representation as rep
+from dnb.chords import chord_tone_hits
 
 EPS_PROB = 1e-7
 BLEU_SMOOTH_EPS = 0.1  # nltk SmoothingFunction().method1 epsilon
@@ -296,6 +297,16 @@ def musical_stats(tokens: np.ndarray, drums: np.ndarray, key: np.ndarray, roll: 
     }
 
 
+def harmony_stats(tokens: np.ndarray, chords: np.ndarray) -> dict:
+    """Per-pair ``{metric: [N, 2]}`` against the annotated chords (RATIO): bass onsets whose
+    pitch class is a tone / the root of the chord of their half bar, over onsets under a
+    chord (onsets under N are not counted)."""
+    tone, root, under = chord_tone_hits(np.asarray(tokens), np.asarray(chords))
+    under = under.astype(float)
+    return {"chord_tone_rate": np.stack([tone, under], 1).astype(float),
+            "chord_root_rate": np.stack([root, under], 1).astype(float)}
+
+
 # --------------------------------------------------------------------------- diversity
 
 
@@ -450,9 +461,12 @@ METRICS: dict[str, Metric] = _registry(
     Metric("upc", "UPC/bar", 2, "ref", RATIO),
     Metric("qualified_note_rate", "Qual. notes", 3, "ref", RATIO),
     Metric("polyphony_rate", "Polyphony", 3, "ref", RATIO),
+    Metric("chord_tone_rate", "Chord tone", 3, "ref", RATIO, "chord-tone rate"),
+    Metric("chord_root_rate", "Chord root", 3, "ref", RATIO, "chord-root rate"),
     Metric("distinct_samples", "Distinct", 2, "max", RATIO),
     Metric("self_bleu4", "Self-BLEU", 3, "min", bleu_statistic(4)),
     Metric("pairwise_f1_distance", "Onset dist.", 3, "ref", RATIO),
 )
 MUSICAL = ("key_consistency", "kick_lock", "empty_bar_rate", "upc", "qualified_note_rate", "polyphony_rate")
+HARMONY = ("chord_tone_rate", "chord_root_rate")
 DIVERSITY = ("distinct_samples", "self_bleu4", "pairwise_f1_distance")

@@ -10,6 +10,7 @@ fields. Adding a conditioning label or a batch field is one entry in ``FIELDS``:
     program int64   [B]           bass program index 0..8
     key     int64   [B]           0..23 (tonic + 12 * minor)
     style   int64   [B]           drum style predicted from the drums (index into meta.json "styles")
+    chords  int64   [B, 4]        chord label per half bar (``dnb.chords``; 0 = N), from the non-bass tracks
     song    int64   [B]           song index (the unit of the song-level bootstrap)
 
 "style" is the drum style a classifier predicts from a drum grid; the first folder of a
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 
 from dnb import representation as rep
+from dnb.chords import HALF_BARS, N_CHORDS
 
 if TYPE_CHECKING:  # torch is imported only where a batch is built: tensorize stays numpy-only
     import torch
@@ -50,9 +52,10 @@ FIELDS: dict[str, Field] = {
     "program": Field("int64", np.int64, (), "bass program index 0..8"),
     "key": Field("int64", np.int64, (), "tonic + 12 * minor"),
     "style": Field("int64", np.int64, (), "predicted drum style index"),
+    "chords": Field("int64", np.uint8, (HALF_BARS,), "chord label per half bar, 0 = N"),
     "song": Field("int64", np.int64, (), "song index"),
 }
-LABELS = ("tempo", "program", "key", "style")  # the conditioning labels a model may be given
+LABELS = ("tempo", "program", "key", "style", "chords")  # the conditioning labels a model may be given
 
 
 class Batch(TypedDict):
@@ -65,6 +68,7 @@ class Batch(TypedDict):
     program: torch.Tensor
     key: torch.Tensor
     style: torch.Tensor
+    chords: torch.Tensor
     song: torch.Tensor
 
 
@@ -76,6 +80,7 @@ class DataInfo:
     n_keys: int = N_KEYS
     n_styles: int = 1
     style_names: list[str] = field(default_factory=list)
+    n_chords: int = N_CHORDS
 
 
 def to_batch(arrays: dict[str, np.ndarray]) -> Batch:
@@ -110,9 +115,11 @@ def program_of(index: int) -> int:
 
 
 def conditioning_batch(
-    drums: np.ndarray, bpm: np.ndarray, program: int, key: int | np.ndarray, style: np.ndarray
+    drums: np.ndarray, bpm: np.ndarray, program: int, key: int | np.ndarray, style: np.ndarray,
+    chords: np.ndarray | None = None,
 ) -> Batch:
-    """The batch of windows cut from a MIDI file (no targets: tokens and roll are zeros)."""
+    """The batch of windows cut from a MIDI file (no targets: tokens and roll are zeros; no
+    chords given: every half bar N)."""
     n = len(drums)
     arrays = {
         "drums": drums,
@@ -122,6 +129,7 @@ def conditioning_batch(
         "program": np.full(n, program_index(program, 32 <= program <= 39)),
         "key": np.full(n, key, dtype=np.int64) if np.ndim(key) == 0 else np.asarray(key, dtype=np.int64),
         "style": style,
+        "chords": np.zeros((n, HALF_BARS), dtype=np.int64) if chords is None else chords,
         "song": np.zeros(n, dtype=np.int64),
     }
     return to_batch(arrays)

@@ -10,6 +10,7 @@ Stored per split::
     program   int64   [N]   0..8
     key       int64   [N]   0..23
     style     int64   [N]   index into meta.json "styles"
+    chords    uint8   [N, 4] chord label per half bar (dnb.chords)
     song      int64   [N]   index into meta.json "songs" (song-level bootstrap)
 
 The batch fields themselves are defined once, in ``dnb.schema.FIELDS``.

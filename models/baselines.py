@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dnb import chords as ch
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.base import BassGenerator
@@ -217,6 +218,24 @@ class RootOnKick(Baseline):
         started = torch.cumsum(onset.long(), dim=1) > 0
         tokens = torch.where(started, rep.SUSTAIN, rep.REST)
         tokens = torch.where(onset, (rep.ONSET_OFFSET + pitch)[:, None].expand_as(tokens), tokens)
+        return tokens.long().unsqueeze(1).expand(-1, k, -1).clone()
+
+
+class ChordRootOnKick(RootOnKick):
+    """``root_on_kick`` told the chords: the annotated chord's root of the half bar on every
+    kick (the key's tonic where the half bar is N), in root_on_kick's octave. The honest
+    rule for a chord-conditioned model to beat."""
+
+    name = "chord_root_on_kick"
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        tokens = super().sample(batch, 1)[:, 0]  # [B, 64]: the tonic on every kick
+        roots = torch.as_tensor(ch.chord_roots(batch["chords"].numpy()))  # [B, 4], -1 for N
+        step_root = roots.repeat_interleave(rep.BASS_STEPS // ch.HALF_BARS, dim=1)  # [B, 64]
+        pitch = (step_root - rep.BASS_LOW % 12) % 12 + 12 * self.octave
+        onset = tokens >= rep.ONSET_OFFSET
+        chorded = onset & (step_root >= 0)
+        tokens = torch.where(chorded, rep.ONSET_OFFSET + pitch, tokens)
         return tokens.long().unsqueeze(1).expand(-1, k, -1).clone()
 
 

@@ -26,7 +26,7 @@ class Cnn(StepwiseTokenModel):
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
         c, dropout = int(params.get("channels", 64)), float(params.get("dropout", 0.2))
-        self.cond = Conditioning(params.get("conditioning", []), info, COND_DIM)
+        self.cond = Conditioning.from_params(params, info, COND_DIM)
         self.enc1 = nn.Sequential(nn.Conv1d(rep.DRUM_CLASSES, c, 5, padding=2), nn.ReLU())  # 32 steps
         self.enc2 = nn.Sequential(nn.Conv1d(c, 2 * c, 4, stride=2, padding=1), nn.ReLU())  # 16
         self.enc3 = nn.Sequential(nn.Conv1d(2 * c, 2 * c, 4, stride=2, padding=1), nn.ReLU())  # 8

@@ -1,9 +1,16 @@
-"""Conditioning (tempo, bass program, key, drum style) as one vector, switchable per run.
+"""Conditioning (tempo, bass program, key, drum style, chords) as one vector, switchable per run.
 
 The 2019 project fed raw tempo and program numbers into its layers, which
 saturated them. Here tempo arrives as log2(bpm/120) (about -1..1) and the
 categorical labels are learned embeddings. A label left out of ``use`` contributes
-zeros, so the same architecture runs the ablation none / tempo+program / +key / +style.
+zeros, so the same architecture runs the ablation none / tempo+program / +key / +style / +chords.
+
+Chords: the 4 half-bar labels enter as the sum of one embedding per (half bar, chord), i.e. a
+linear map of the concatenated one-hot chords, so every architecture sees the whole
+progression of its window. ``chord_dropout`` (training only) replaces a pair's chords by
+all-N with that probability, so one model also serves users who give no chords. The chord
+embedding exists only when ``chords`` is used: a model without chords is built, and
+initialised, exactly as before chords existed.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dnb.chords import HALF_BARS, N
 from dnb.schema import LABELS, DataInfo
 
 COND_DIM = 32  # conditioning width of the models that do not set their own
@@ -19,7 +27,7 @@ COND_DIM = 32  # conditioning width of the models that do not set their own
 class Conditioning(nn.Module):
     """``forward(batch) -> [B, dim]``; ``dim`` is fixed whatever ``use`` is."""
 
-    def __init__(self, use: list[str] | tuple[str, ...], info: DataInfo, dim: int = 32):
+    def __init__(self, use: list[str] | tuple[str, ...], info: DataInfo, dim: int = 32, chord_dropout: float = 0.0):
         super().__init__()
         unknown = set(use) - set(LABELS)
         if unknown:
@@ -30,6 +38,14 @@ class Conditioning(nn.Module):
         self.program = nn.Embedding(info.n_programs, dim)
         self.key = nn.Embedding(info.n_keys, dim)
         self.style = nn.Embedding(max(1, info.n_styles), dim)
+        self.n_chords, self.chord_dropout = info.n_chords, float(chord_dropout)
+        if "chords" in self.use:  # (half bar, chord) -> vector, summed over the 4 half bars
+            self.chords = nn.Embedding(HALF_BARS * info.n_chords, dim)
+
+    @classmethod
+    def from_params(cls, params: dict, info: DataInfo, dim: int) -> Conditioning:
+        """The labels of ``params["conditioning"]`` with ``params["chord_dropout"]``."""
+        return cls(params.get("conditioning", []), info, dim, float(params.get("chord_dropout", 0.0)))
 
     def forward(self, batch: dict) -> torch.Tensor:
         size = batch["drums"].shape[0]
@@ -42,4 +58,11 @@ class Conditioning(nn.Module):
             out = out + self.key(batch["key"])
         if "style" in self.use:
             out = out + self.style(batch["style"].clamp(max=self.style.num_embeddings - 1))
+        if "chords" in self.use:
+            chords = batch["chords"].long()
+            if self.training and self.chord_dropout > 0:
+                dropped = torch.rand(size, 1, device=chords.device) < self.chord_dropout
+                chords = chords.masked_fill(dropped, N)
+            offset = torch.arange(HALF_BARS, device=chords.device) * self.n_chords
+            out = out + self.chords(chords + offset).sum(1)
         return out

@@ -71,7 +71,7 @@ class Cvae(NeuralBassModel):
         self.free_bits = float(params.get("free_bits", 0.1))
         self.word_dropout = float(params.get("word_dropout", 0.3))
         self.iw_samples = int(params.get("iw_samples", 1))
-        self.cond = Conditioning(params.get("conditioning", []), info, cond_dim)
+        self.cond = Conditioning.from_params(params, info, cond_dim)
         self.net = Seq2Seq(
             cond_dim, hidden, int(params.get("layers", 1)), float(params.get("dropout", 0.1)), extra=self.latent
         )

@@ -20,7 +20,7 @@ class Ffnn(StepwiseTokenModel):
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
         hidden, dropout = int(params.get("hidden", 512)), float(params.get("dropout", 0.2))
-        self.cond = Conditioning(params.get("conditioning", []), info, COND_DIM)
+        self.cond = Conditioning.from_params(params, info, COND_DIM)
         self.net = nn.Sequential(
             nn.Linear(rep.DRUM_STEPS * rep.DRUM_CLASSES + COND_DIM, hidden),
             nn.ReLU(),

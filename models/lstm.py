@@ -88,7 +88,7 @@ class Lstm(Autoregressive):
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
         cond_dim = int(params.get("cond_dim", 64))
-        self.cond = Conditioning(params.get("conditioning", []), info, cond_dim)
+        self.cond = Conditioning.from_params(params, info, cond_dim)
         self.net = Seq2Seq(
             cond_dim, int(params.get("hidden", 256)), int(params.get("layers", 1)), float(params.get("dropout", 0.1))
         )

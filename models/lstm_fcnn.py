@@ -25,7 +25,7 @@ class LstmFcnn(StepwiseTokenModel):
         super().__init__()
         hidden, fc = int(params.get("hidden", 256)), int(params.get("fc", 512))
         dropout = float(params.get("dropout", 0.2))
-        self.cond = Conditioning(params.get("conditioning", []), info, COND_DIM)
+        self.cond = Conditioning.from_params(params, info, COND_DIM)
         self.encoder = nn.LSTM(rep.DRUM_CLASSES, hidden, batch_first=True)
         self.fc12 = nn.Sequential(
             nn.Linear(hidden + COND_DIM, fc), nn.ReLU(), nn.Dropout(dropout), nn.Linear(fc, fc), nn.ReLU()

@@ -93,7 +93,7 @@ class Pix2pix(NeuralBassModel):
         self.gan_weight = float(params.get("gan_weight", 1.0))
         self.threshold = float(params.get("threshold", 0.5))
         self.register_buffer("pos_weight", torch.tensor(float(params.get("pos_weight", 10.0))), persistent=False)
-        self.cond = Conditioning(params.get("conditioning", []), info, COND_DIM)
+        self.cond = Conditioning.from_params(params, info, COND_DIM)
         # generator (U-Net, 4x4 stride-2 convolutions as in the paper); first layer -> 32 x 20, no norm
         self.e1_time = nn.Conv1d(rep.DRUM_CLASSES, ngf, 4, stride=2, padding=1)
         self.e1_column = nn.Parameter(0.1 * torch.randn(ngf, WIDTH // 2))

@@ -87,7 +87,7 @@ class Transformer(Autoregressive):
         layers, enc_layers = int(params.get("layers", 2)), int(params.get("enc_layers", params.get("layers", 2)))
         dropout = float(params.get("dropout", 0.1))
         self.heads = heads
-        self.cond = Conditioning(params.get("conditioning", []), info, d)
+        self.cond = Conditioning.from_params(params, info, d)
         self.drum_in = nn.Linear(rep.DRUM_CLASSES, d)
         self.enc_pos = nn.Parameter(torch.zeros(1 + rep.DRUM_STEPS, d))
         self.enc = nn.ModuleList(Block(d, heads, ff, dropout, cross=False) for _ in range(enc_layers))

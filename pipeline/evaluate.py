@@ -8,9 +8,9 @@ with its status, and the ``tables`` stage refuses to typeset it).
 
 Writes ``metrics/<name>.json`` per model and baseline, ``metrics/ablation_<tag>.json``,
 ``metrics/summary.json`` (name -> metric -> value), the headline ``metrics.json`` (the
-``model`` selected in params, flattened), ``metrics/comparisons.json`` (each model
-minus each of ``compare_baselines`` with paired song-bootstrap intervals: the quality
-bar), ``evaluation/per_example.parquet`` (one row per model and test pair) and
+``model`` selected in params, flattened), ``metrics/comparisons.json`` (each model and
+ablation run minus each of ``compare_baselines`` with paired song-bootstrap intervals:
+the quality bar), ``evaluation/per_example.parquet`` (one row per model and test pair) and
 ``evaluation/piano_rolls.npz`` (every model's first seeded sample of the test loops of
 the paper's piano-roll figure: the ``tables`` stage draws them, loading no model).
 Metric names, statistics and directions are ``dnb.metrics.METRICS``.
@@ -37,7 +37,7 @@ from tqdm import tqdm
 from dnb import data as dnb_data
 from dnb import metrics as M
 from dnb import representation as rep
-from dnb.metrics import DIVERSITY, METRICS, MUSICAL
+from dnb.metrics import DIVERSITY, HARMONY, METRICS, MUSICAL
 from dnb.params import load_params
 from models import build
 from models.checkpoint import load_trained
@@ -171,7 +171,11 @@ def metric_stats(run: dict, test: dict) -> tuple[dict, dict]:
         musical["polyphony_rate"] = run["poly"]
     for name in MUSICAL:
         out[name] = (musical[name], None)
-    for name in ("key_consistency", "kick_lock"):
+    harmony = M.harmony_stats(first, test["chords"].numpy())
+    for name in HARMONY:
+        out[name] = (harmony[name], None)
+    musical |= harmony
+    for name in ("key_consistency", "kick_lock", "chord_root_rate"):
         num, den = musical[name][:, 0], musical[name][:, 1]
         per_example[name] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
     if run["diversity"] is None:  # identical samples by design: the values of no diversity at all
@@ -202,9 +206,10 @@ def summarise_all(stats: dict, song: np.ndarray, params: dict) -> dict:
 def reference_metrics(test: dict, params: dict) -> dict:
     """The musical metrics of the real bass on the same pairs (what a model should match)."""
     stats = M.musical_stats(test["tokens"].numpy(), test["drums"].numpy(), test["key"].numpy())
+    stats |= M.harmony_stats(test["tokens"].numpy(), test["chords"].numpy())
     song = test["song"].numpy()
     return {name: M.summarise(stats[name], METRICS[name].statistic, song, int(params["bootstrap"]),
-                              int(params["seed"])) for name in MUSICAL}
+                              int(params["seed"])) for name in MUSICAL + HARMONY}
 
 
 def notes_for(gen, stats: dict) -> list[str]:
@@ -344,7 +349,7 @@ def main() -> None:
                 gen = load_trained(path)
             report, frame, stats = evaluate_one(name, kind, gen, test, params, reference)
             frames.append(frame)
-            if kind == "model" or name in params.get("compare_baselines", []):
+            if kind != "baseline" or name in params.get("compare_baselines", []):
                 kept[stem] = {m: stats[m] for m in params.get("compare_metrics", []) if m in stats}
         except Exception as err:  # one broken model must not hide the others' results
             traceback.print_exc()
@@ -360,7 +365,8 @@ def main() -> None:
                for stem, r in reports.items()}
     summary["reference"] = {k: (v["value"] if v else None) for k, v in reference.items()}
     write_json(OUT / "summary.json", summary)
-    write_json(OUT / "comparisons.json", comparisons(kept, names["models"], params, test["song"].numpy()))
+    compared = names["models"] + [f"ablation_{t}" for t in names["ablations"]]
+    write_json(OUT / "comparisons.json", comparisons(kept, compared, params, test["song"].numpy()))
     chosen = reports.get(model) or skipped(model, "model", "not evaluated", test, reference)
     write_json(Path("metrics.json"), headline(chosen))
     per_example = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -310,6 +310,7 @@ def chord_summary(tokens: np.ndarray, chords: np.ndarray) -> dict:
         "bass_onsets_under_a_chord": under,
         "bass_root_rate": round(root / under, 4) if under else None,
         "bass_chord_tone_rate": round(tone / under, 4) if under else None,
+        "synthetic_accuracy": ch.synthetic_accuracy(),
     }
 
 

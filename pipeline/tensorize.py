@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from dnb import chords as ch
 from dnb import representation as rep
 from dnb import tensors as split_files
 from dnb.params import load_params
@@ -91,8 +92,8 @@ def augment_shifts(params: dict) -> list[int]:
 def load_inputs(interim: Path, classifier: Path) -> tuple[dict, pd.DataFrame, list[str]]:
     """(npz arrays, pairs + annotations frame, style class names); row counts must agree."""
     with np.load(interim / "pairs.npz") as data:
-        arrays = {"drums": data["drums"], "tokens": data["tokens"]}
-    shapes = {"drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "tokens": (rep.BASS_STEPS,)}
+        arrays = {"drums": data["drums"], "tokens": data["tokens"], "chords": data["chords"]}
+    shapes = {"drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "tokens": (rep.BASS_STEPS,), "chords": (ch.HALF_BARS,)}
     for name, shape in shapes.items():
         if arrays[name].shape[1:] != shape:
             expected = ", ".join(map(str, ("N",) + shape))
@@ -123,6 +124,7 @@ def bad_rows(arrays: dict, frame: pd.DataFrame, n_styles: int) -> tuple[np.ndarr
     checks = {  # whole-array max first: the per-row scan of 200 MB of drums only runs when needed
         "bad_tokens": (tokens >= rep.VOCAB_SIZE).any(axis=1) if n and tokens.max() >= rep.VOCAB_SIZE else False,
         "bad_drums": (drums > 1).any(axis=(1, 2)) if n and drums.max() > 1 else False,
+        "bad_chords": (arrays["chords"] >= ch.N_CHORDS).any(axis=1),
         "bad_key": ~frame["key"].between(0, N_KEYS - 1).to_numpy(),
         "bad_style_index": ~frame["style_index"].between(0, n_styles - 1).to_numpy(),
         "bad_program": ~frame["program_index"].between(0, rep.BASS_PROGRAMS - 1).to_numpy(),
@@ -140,8 +142,8 @@ def bad_rows(arrays: dict, frame: pd.DataFrame, n_styles: int) -> tuple[np.ndarr
 # --------------------------------------------------------------------------- tensors
 
 
-def split_arrays(drums, tokens, bpm, program, key, style, song) -> dict[str, np.ndarray]:
-    """The fields of ``dnb/data.py`` with their documented dtypes."""
+def split_arrays(drums, tokens, bpm, program, key, style, chords, song) -> dict[str, np.ndarray]:
+    """The fields of ``dnb.schema.FIELDS`` with their documented dtypes."""
     tokens = np.ascontiguousarray(tokens, dtype=np.uint8)
     return {
         "drums": np.ascontiguousarray(drums, dtype=np.uint8),
@@ -150,20 +152,22 @@ def split_arrays(drums, tokens, bpm, program, key, style, song) -> dict[str, np.
         "program": np.asarray(program, dtype=np.int64),
         "key": np.asarray(key, dtype=np.int64),
         "style": np.asarray(style, dtype=np.int64),
+        "chords": np.ascontiguousarray(chords, dtype=np.uint8),
         "song": np.asarray(song, dtype=np.int64),
     }
 
 
 def augment(arrays: dict[str, np.ndarray], shifts: list[int]) -> dict[str, np.ndarray]:
-    """The split followed by one transposed copy per shift (keys moved with it)."""
+    """The split followed by one transposed copy per shift (keys and chords moved with it)."""
     if not shifts:
         return arrays
     tokens = [arrays["tokens"]] + [rep.transpose_tokens(arrays["tokens"], s) for s in shifts]
     keys = [arrays["key"]] + [shift_keys(arrays["key"], s) for s in shifts]
+    chords = [arrays["chords"]] + [ch.transpose_chords(arrays["chords"], s).astype(np.uint8) for s in shifts]
     reps = 1 + len(shifts)
     tiled = {k: np.concatenate([arrays[k]] * reps) for k in ("drums", "tempo", "program", "style", "song")}
     tokens = np.concatenate(tokens)
-    return tiled | {"tokens": tokens, "key": np.concatenate(keys)}
+    return tiled | {"tokens": tokens, "key": np.concatenate(keys), "chords": np.concatenate(chords)}
 
 
 # --------------------------------------------------------------------------- stats
@@ -262,11 +266,11 @@ def run(
     for reason, count in dropped.items():
         if count:
             print(f"tensorize: dropped {count} pairs: {reason}")
-    drums, tokens = arrays["drums"], arrays["tokens"]
+    drums, tokens, chords = arrays["drums"], arrays["tokens"], arrays["chords"]
     if drop.any():
         keep = np.flatnonzero(~drop)
         frame = frame.iloc[keep].reset_index(drop=True)
-        drums, tokens = drums[keep], tokens[keep]
+        drums, tokens, chords = drums[keep], tokens[keep], chords[keep]
 
     # songs sorted by id: index, split, corpus and folder genre per song
     songs_cat = pd.Categorical(frame["song_id"].astype(str))
@@ -286,6 +290,7 @@ def run(
     if params.get("transpose_to_common_key"):
         shift = common_key_shift(key)
         tokens, key = rep.transpose_tokens(tokens, shift), shift_keys(key, shift)
+        chords = ch.transpose_chords(chords, shift).astype(np.uint8)
 
     row_split = song_split[song]
     tensor_dir.mkdir(parents=True, exist_ok=True)
@@ -300,6 +305,7 @@ def run(
             frame["program_index"].to_numpy(dtype=np.int64)[rows],
             key[rows],
             frame["style_index"].to_numpy(dtype=np.int64)[rows],
+            chords[rows],
             song[rows],
         )
         if name == "train":

@@ -25,6 +25,9 @@ def parser() -> argparse.ArgumentParser:
                      help="draw N candidates per window and keep the most typical one (highest mean BLEU-4 "
                           "against the others, as the paper's BLEU-4 MBR); one output file")
     gen.add_argument("--key", help="e.g. Am, C, F#m; default: estimated from pitched notes, else C major")
+    gen.add_argument("--chords", help='chord progression looped over the file, e.g. "Am F C G" (one chord per bar; '
+                                      'N for none); default: annotated from the file\'s pitched tracks, if any')
+    gen.add_argument("--chords-per-bar", type=int, default=1, choices=(1, 2), help="2: the chords are half bars")
     gen.add_argument("--style", help="drum style name; default: predicted per window by the style classifier")
     gen.add_argument("--program", type=int, default=DEFAULT_PROGRAM, help="GM bass program (default 33)")
     gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")

@@ -70,7 +70,7 @@ def stage_dir(tmp_path, monkeypatch):
     interim = tmp_path / "data/interim"
     interim.mkdir(parents=True)
     drums = np.concatenate([pattern("rock", 3, rng), pattern("jazz", 3, rng), pattern("rock", 1, rng)])
-    np.savez(interim / "pairs.npz", drums=drums, tokens=np.zeros((7, 64), np.uint8))
+    np.savez(interim / "pairs.npz", drums=drums, tokens=np.zeros((7, 64), np.uint8), chords=np.zeros((7, 4), np.uint8))
     pairs = pd.DataFrame(
         {
             "song_id": ["a"] * 3 + ["b"] * 3 + ["not_in_songs"],

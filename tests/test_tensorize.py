@@ -15,6 +15,7 @@ import torch
 
 from dnb import data
 from dnb import representation as rep
+from dnb.chords import HALF_BARS, N_CHORDS
 from dnb.schema import FIELDS
 from dnb.tensors import STORED, read_split
 from pipeline import tensorize
@@ -59,6 +60,7 @@ def make_interim(root: Path, songs: list[str], windows: int = 4, seed: int = 0) 
         }
     )
     style = rng.integers(0, len(GENRES), n)
+    chords = rng.integers(0, N_CHORDS, (n, HALF_BARS)).astype(np.uint8)
     notes = pd.DataFrame(
         {
             "key": np.repeat(song_keys, windows),
@@ -69,11 +71,11 @@ def make_interim(root: Path, songs: list[str], windows: int = 4, seed: int = 0) 
         }
     )
     root.mkdir(parents=True, exist_ok=True)
-    np.savez(root / "pairs.npz", drums=drums, tokens=tokens)
+    np.savez(root / "pairs.npz", drums=drums, tokens=tokens, chords=chords)
     frame.to_parquet(root / "pairs.parquet", index=False)
     notes.to_parquet(root / "annotations.parquet", index=False)
     np.savez(root / "classifier.npz", classes=np.array(GENRES), feature_version=1)
-    return {"drums": drums, "tokens": tokens, "frame": frame, "key": notes["key"].to_numpy()}
+    return {"drums": drums, "tokens": tokens, "chords": chords, "frame": frame, "key": notes["key"].to_numpy()}
 
 
 def run(root: Path, out: Path, params: dict | None = None, figure: bool = False) -> dict:
@@ -146,7 +148,8 @@ def test_split_depends_only_on_the_song(tmp_path):
     make_interim(root_a, song_ids(names))
     fixture_b = make_interim(root_b, song_ids(names[8:] + ["x1", "x2", "x3"]), seed=5)
     shuffled = np.random.default_rng(0).permutation(len(fixture_b["frame"]))
-    np.savez(root_b / "pairs.npz", drums=fixture_b["drums"][shuffled], tokens=fixture_b["tokens"][shuffled])
+    np.savez(root_b / "pairs.npz", drums=fixture_b["drums"][shuffled], tokens=fixture_b["tokens"][shuffled],
+             chords=fixture_b["chords"][shuffled])
     fixture_b["frame"].iloc[shuffled].to_parquet(root_b / "pairs.parquet", index=False)
     pd.read_parquet(root_b / "annotations.parquet").iloc[shuffled].to_parquet(root_b / "annotations.parquet")
     run(root_a, tmp_path / "out_a")
@@ -255,7 +258,7 @@ def test_bad_rows_are_counted_not_fatal(tmp_path):
     fx = make_interim(root, song_ids([f"b{i}" for i in range(10)]))
     tokens = fx["tokens"].copy()
     tokens[3, 5] = 99  # outside the 38-token vocabulary
-    np.savez(root / "pairs.npz", drums=fx["drums"], tokens=tokens)
+    np.savez(root / "pairs.npz", drums=fx["drums"], tokens=tokens, chords=fx["chords"])
     notes = pd.read_parquet(root / "annotations.parquet")
     notes.loc[7, "key"] = 30
     notes.loc[3, "key"] = 31  # same row as the bad token: counted once
@@ -278,6 +281,7 @@ def test_bad_params_and_misaligned_inputs_are_clear(fixture, tmp_path):
     pd.read_parquet(bad / "annotations.parquet").iloc[:-1].to_parquet(bad / "annotations.parquet")
     with pytest.raises(ValueError, match="row-aligned"):
         run(bad, tmp_path)
-    np.savez(bad / "pairs.npz", drums=np.zeros((8, 32, 13), np.uint8), tokens=np.zeros((8, 64), np.uint8))
+    np.savez(bad / "pairs.npz", drums=np.zeros((8, 32, 13), np.uint8), tokens=np.zeros((8, 64), np.uint8),
+             chords=np.zeros((8, 4), np.uint8))
     with pytest.raises(ValueError, match=r"expected \(N, 32, 14\)"):
         run(bad, tmp_path)

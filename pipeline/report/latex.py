@@ -120,17 +120,22 @@ def difference_cell(item: dict | None, digits: int) -> str:
     return rf"\textbf{{{text}}}" if item.get("clears") else text
 
 
-def quality_table(comparisons: dict, baselines: list[str], metrics: list[str]) -> str:
-    """Each model minus each baseline (perplexity, BLEU-4, BLEU-4 MBR), paired song-bootstrap
-    intervals; bold where the interval lies entirely on the better side."""
+QUALITY_CAPTION = (r"Quality bar: each model minus a baseline on the same test pairs, with the 95\% interval of "
+                   r"the paired song bootstrap. Bold: the interval lies entirely on the better side (perplexity "
+                   r"lower, BLEU higher). The CVAE's perplexity is an upper bound. n/a: the model defines no "
+                   r"perplexity.")
+
+
+def quality_table(comparisons: dict, baselines: list[str], metrics: list[str], caption: str = QUALITY_CAPTION,
+                  label: str = "tab:quality") -> str:
+    """Each model minus each baseline on ``metrics``, paired song-bootstrap intervals; bold where
+    the interval lies entirely on the better side. Rows without any number are left out."""
     columns = [(b, m) for b in baselines for m in metrics]
     lines = [
         r"\begin{table}[tbp]",
         r"\centering\footnotesize",
-        r"\caption{Quality bar: each model minus a baseline on the same test pairs, with the 95\% interval of "
-        r"the paired song bootstrap. Bold: the interval lies entirely on the better side (perplexity lower, "
-        r"BLEU higher). The CVAE's perplexity is an upper bound. n/a: the model defines no perplexity.}",
-        r"\label{tab:quality}",
+        rf"\caption{{{caption}}}",
+        rf"\label{{{label}}}",
         r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
         rf"\begin{{tabular}}{{l{'r' * len(columns)}}}",
         r"\toprule",
@@ -143,6 +148,8 @@ def quality_table(comparisons: dict, baselines: list[str], metrics: list[str]) -
     ]
     for model, against in comparisons.items():
         cells = [difference_cell((against.get(b) or {}).get(m), METRICS[m].digits) for b, m in columns]
+        if all(c == "n/a" for c in cells):
+            continue
         lines.append(" & ".join([latex_escape(display(model))] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)

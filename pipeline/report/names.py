@@ -15,12 +15,15 @@ DISPLAY = {
     "repaired": "2019 repaired",
     "knn": "kNN",
     "root_on_kick": "root on kick",
+    "chord_root_on_kick": "chord root on kick",
     "bigram": "bigram",
     "real": "real bass",
 }
-ABLATION_ROWS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "style": "+ style"}
+ABLATION_ROWS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "style": "+ style",
+                 "chords": "+ chords", "chords_no_key": "+ chords $-$ key"}
 ABLATION_PROSE = {"none": "no conditioning", "tempo_program": "tempo and program only",
-                  "key": "tempo, program and key", "style": "all four labels"}
+                  "key": "tempo, program and key", "style": "tempo, program, key and drum style",
+                  "chords": "all five labels", "chords_no_key": "chords but no key"}
 CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
     "freedoom": r"the music of the Freedoom project~\citep{freedoom}",
     "ultimate": r"the Ultimate MIDI collection of popular songs in six genre folders~\citep{ultimatemidi}",
@@ -28,5 +31,8 @@ CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
 
 
 def display(name: str) -> str:
-    """The paper's name of a system (its registry name when it has none)."""
+    """The paper's name of a system (its registry name when it has none); an ablation run
+    ``ablation_<tag>`` is named by its labels."""
+    if name.startswith("ablation_") and name[len("ablation_"):] in ABLATION_ROWS:
+        return f"ablation {ABLATION_ROWS[name[len('ablation_'):]]}"
     return DISPLAY.get(name, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dnb.metrics import METRICS
 from pipeline.report.latex import entry, latex_escape
-from pipeline.report.names import ABLATION_PROSE, ABLATION_ROWS, CORPUS_TEXT, display
+from pipeline.report.names import ABLATION_PROSE, CORPUS_TEXT, display
 
 
 def evaluated(data: dict | None) -> bool:
@@ -105,9 +105,14 @@ def pix_sentence(results: dict) -> str:
     return "Against the LSTM seq2seq model, pix2pix has " + join(phrases) + "."
 
 
+LADDER = ("none", "tempo_program", "key", "style", "chords")  # labels added one at a time
+
+
 def ablation_sentence(results: dict) -> str:
+    """The ladder's last run against its first (perplexity, else BLEU-4), and what the key adds
+    to a model that has the chords."""
     ab = results["ablation"]
-    present = [t for t in ABLATION_ROWS if evaluated(ab.get(t))]
+    present = [t for t in LADDER if evaluated(ab.get(t))]
     if len(present) < 2:
         return "The conditioning ablation was not evaluated."
     first, last = present[0], present[-1]
@@ -115,7 +120,28 @@ def ablation_sentence(results: dict) -> str:
         ab[last].get("metrics"), ab[first].get("metrics"), "bleu4")
     if phrase is None:
         return "The ablation runs share no metric to compare."
-    return f"With {ABLATION_PROSE[last]} the model has {phrase} than with {ABLATION_PROSE[first]}."
+    text = f"With {ABLATION_PROSE[last]} the model has {phrase} than with {ABLATION_PROSE[first]}."
+    if evaluated(ab.get("chords")) and evaluated(ab.get("chords_no_key")):
+        keyless = compare(ab["chords_no_key"].get("metrics"), ab["chords"].get("metrics"), "perplexity")
+        if keyless:
+            text += f" Given the chords, dropping the key leaves the model with {keyless}."
+    return text
+
+
+def harmony_sentence(results: dict, reference: dict | None) -> str:
+    """How the chord-conditioned run compares with the chord-aware rule and the real bass."""
+    chords = results["ablation"].get("chords")
+    rule = results["baselines"].get("chord_root_on_kick")
+    if not evaluated(chords) or not evaluated(rule):
+        return "The chord-conditioned model or the chord-aware rule was not evaluated."
+    mine = chords.get("metrics")
+    parts = [p for m in ("onset_pitch_f1", "bleu4") if (p := compare(mine, rule.get("metrics"), m))]
+    tone, real = entry(mine, "chord_tone_rate"), entry(reference, "chord_tone_rate")
+    text = "Against chord root on kick, the chord-conditioned transformer has " + join(parts) + "."
+    if tone and real:
+        text += (f" Its bass onsets fall on a chord tone at a rate of {tone['value']:.3f}, "
+                 f"against {real['value']:.3f} for the real bass lines.")
+    return text
 
 
 def silence_sentence(results: dict, reference: dict | None) -> str:
