@@ -197,6 +197,40 @@ class Knn(Baseline):
         return self.tokens[torch.gather(nb, 1, pick)]
 
 
+class ChordKnn(Knn):
+    """``knn`` told the chords: the bass of the k nearest training drum grids, each half bar
+    transposed by the smallest shift (-6..+5 semitones) from the neighbour's chord root to
+    the query's (no shift where either is N; pitches folded back into the bass range). The
+    chord-aware retrieval a chord-conditioned model must beat."""
+
+    name = "chord_knn"
+
+    def fit(self, train_batch):
+        super().fit(train_batch)
+        self.roots = torch.as_tensor(ch.chord_roots(train_batch["chords"].numpy()))  # [N, 4]
+        return self
+
+    def _neighbour_tokens(self, batch, index: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[B, k, 64]`` of training pairs ``index [B, k]`` moved onto the query's chords."""
+        query = torch.as_tensor(ch.chord_roots(batch["chords"].numpy()))[:, None, :]  # [B, 1, 4]
+        theirs = self.roots[index]  # [B, k, 4]
+        shift = torch.where((query >= 0) & (theirs >= 0), (query - theirs + 6) % 12 - 6, 0)
+        halves = self.tokens[index].reshape(*index.shape, ch.HALF_BARS, -1).numpy()
+        moved = rep.transpose_tokens(halves, shift.numpy())
+        return torch.as_tensor(moved.reshape(*index.shape, rep.BASS_STEPS).astype(np.int64))
+
+    def _token_probs(self, batch) -> torch.Tensor:
+        nb_tokens = self._neighbour_tokens(batch, self.neighbours(batch))
+        counts = torch.nn.functional.one_hot(nb_tokens, rep.VOCAB_SIZE).sum(1).double() + self.add_k
+        return (counts / counts.sum(-1, keepdim=True)).float()
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        nb = self.neighbours(batch)
+        pick = torch.randint(0, nb.shape[1], (len(nb), k), generator=generator)
+        pick[:, 0] = 0
+        return self._neighbour_tokens(batch, torch.gather(nb, 1, pick))
+
+
 class RootOnKick(Baseline):
     """The annotated key's tonic on every kick, held to the next onset. The octave is
     the training bass's most common octave (0: E1..D#2, 1: E2..D#3, 2: E3..D#4)."""

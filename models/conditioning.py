@@ -47,7 +47,21 @@ class Conditioning(nn.Module):
         """The labels of ``params["conditioning"]`` with ``params["chord_dropout"]``."""
         return cls(params.get("conditioning", []), info, dim, float(params.get("chord_dropout", 0.0)))
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    @property
+    def uses_chords(self) -> bool:
+        return "chords" in self.use
+
+    def chord_labels(self, batch: dict) -> torch.Tensor:
+        """``[B, 4]`` chord labels, with the training-time chord dropout applied (a draw per call)."""
+        chords = batch["chords"].long()
+        if self.training and self.chord_dropout > 0:
+            dropped = torch.rand(chords.shape[0], 1, device=chords.device) < self.chord_dropout
+            chords = chords.masked_fill(dropped, N)
+        return chords
+
+    def forward(self, batch: dict, chords: torch.Tensor | None = None) -> torch.Tensor:
+        """``chords``: labels already drawn by ``chord_labels`` (a model that also uses them
+        elsewhere passes them, so both uses see the same dropout)."""
         size = batch["drums"].shape[0]
         out = torch.zeros(size, self.dim, device=batch["drums"].device)
         if "tempo" in self.use:
@@ -59,10 +73,7 @@ class Conditioning(nn.Module):
         if "style" in self.use:
             out = out + self.style(batch["style"].clamp(max=self.style.num_embeddings - 1))
         if "chords" in self.use:
-            chords = batch["chords"].long()
-            if self.training and self.chord_dropout > 0:
-                dropped = torch.rand(size, 1, device=chords.device) < self.chord_dropout
-                chords = chords.masked_fill(dropped, N)
+            chords = self.chord_labels(batch) if chords is None else chords
             offset = torch.arange(HALF_BARS, device=chords.device) * self.n_chords
             out = out + self.chords(chords + offset).sum(1)
         return out

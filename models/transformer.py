@@ -100,10 +100,17 @@ class Transformer(Autoregressive):
         self.drop = nn.Dropout(dropout)
         nn.init.normal_(self.enc_pos, std=0.02)
         nn.init.normal_(self.dec_pos, std=0.02)
+        # chords aligned in time: drum step s hears the chord of half bar s // 8 (built last, and only
+        # when chords are used, so a model without chords is initialised as before)
+        self.chord_steps = nn.Embedding(info.n_chords, d) if self.cond.uses_chords else None
 
     def memory(self, batch: dict) -> torch.Tensor:
-        """[B, 33, d]: the conditioning token then the 32 drum steps."""
-        x = torch.cat([self.cond(batch).unsqueeze(1), self.drum_in(batch["drums"])], 1) + self.enc_pos
+        """[B, 33, d]: the conditioning token then the 32 drum steps (each plus its half bar's chord)."""
+        chords = self.cond.chord_labels(batch) if self.chord_steps is not None else None
+        drums = self.drum_in(batch["drums"])
+        if chords is not None:
+            drums = drums + self.chord_steps(chords.repeat_interleave(rep.DRUM_STEPS // chords.shape[1], dim=1))
+        x = torch.cat([self.cond(batch, chords).unsqueeze(1), drums], 1) + self.enc_pos
         x = self.drop(x)
         for block in self.enc:
             x = block(x)

@@ -152,7 +152,14 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"name": "lstm", "status": "missing checkpoint"}
     bigram = json.loads((tmp_path / "metrics/bigram.json").read_text())
     pairs = json.loads((tmp_path / "metrics/comparisons.json").read_text())
-    assert set(pairs) == {"lstm", "ffnn"} and set(pairs["ffnn"]) == {"bigram", "knn"}
+    assert set(pairs) == {"lstm", "ffnn"} | ablations
+    assert set(pairs["ffnn"]) == set(params["evaluate"]["compare_baselines"])
+    # synthetic pairs: the chord of every half bar is the key's tonic triad and the bass plays the tonic
+    assert silence["reference"]["chord_root_rate"]["value"] == 1.0
+    assert silence["reference"]["chord_tone_rate"]["value"] == 1.0
+    rule = json.loads((tmp_path / "metrics/chord_root_on_kick.json").read_text())["metrics"]
+    tonic = json.loads((tmp_path / "metrics/root_on_kick.json").read_text())["metrics"]
+    assert rule["chord_root_rate"]["value"] == 1.0 and rule["bleu4"] == tonic["bleu4"]
     assert pairs["lstm"]["bigram"]["bleu4"] is None  # not evaluated: nothing to compare
     for metric in ("perplexity", "bleu4", "bleu4_mbr"):
         diff = pairs["ffnn"]["bigram"][metric]
@@ -164,7 +171,8 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     import pandas as pd
 
     rows = pd.read_parquet(tmp_path / "evaluation/per_example.parquet")
-    assert len(rows) == 7 * 40 and set(rows["model"]) == set(params["baselines"]) | {"ffnn"}
+    assert len(rows) == (len(params["baselines"]) + 1) * 40
+    assert set(rows["model"]) == set(params["baselines"]) | {"ffnn"}
     os.remove(tmp_path / "evaluation/per_example.parquet")
     evaluate.main()  # same params -> same metrics
     assert {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))} == first
@@ -200,3 +208,27 @@ def test_mbr_pool_extends_the_diversity_samples():
     root = build("root_on_kick", params, None).fit(train)
     run = evaluate.run_generator(root, test, {**params, "mbr_samples": 6})
     np.testing.assert_array_equal(run["mbr"], run["first"][run["rows"]])
+
+
+def test_chord_rules_follow_the_chords_of_each_half_bar(train):
+    """chord_root_on_kick plays each half bar's chord root; chord_knn moves its neighbour onto the query's chords."""
+    from dnb import chords as ch
+
+    batch = dnb_data.subset(train, torch.arange(4))
+    d_major, e_minor = ch.make_label(2, "maj"), ch.make_label(4, "min")
+    batch["chords"] = torch.tensor([[d_major, d_major, e_minor, ch.N]] * 4)
+    rule = fitted("chord_root_on_kick", train).sample(batch)[:, 0]
+    tonic = fitted("root_on_kick", train).sample(batch)[:, 0]
+    onsets = rule >= rep.ONSET_OFFSET
+    assert torch.equal(onsets, tonic >= rep.ONSET_OFFSET)  # same rhythm: every kick
+    pcs = (rep.BASS_LOW + rule - rep.ONSET_OFFSET) % 12
+    half = torch.arange(64).expand_as(rule) // 16
+    expected = torch.tensor([2, 2, 4, -1])[half]
+    assert torch.equal(pcs[onsets & (half < 3)], expected[onsets & (half < 3)])
+    assert torch.equal(rule[half == 3], tonic[half == 3])  # under N: the key's tonic
+    knn = fitted("chord_knn", train)
+    same = dnb_data.subset(train, torch.arange(4))  # training drums: the nearest pair is itself
+    moved = dict(same, chords=ch.transpose_chords(same["chords"].numpy(), 3))
+    got = knn.sample({**same, "chords": torch.as_tensor(moved["chords"].astype(np.int64))}, k=1)[:, 0]
+    want = torch.as_tensor(rep.transpose_tokens(same["tokens"].numpy(), 3).astype(np.int64))
+    assert torch.equal(got, want)

@@ -199,6 +199,7 @@ def test_chords_of_a_song_with_a_piano(tmp_path: Path):
         "bass_onsets_under_a_chord": 12,
         "bass_root_rate": round(4 / 12, 4),
         "bass_chord_tone_rate": round(10 / 12, 4),
+        "synthetic_accuracy": 1.0,
     }
     assert json.loads((tmp_path / "out/extract_report.json").read_text())["chords"] == report["chords"]
 

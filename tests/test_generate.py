@@ -234,3 +234,32 @@ def test_generate_with_a_baseline_fitted_on_the_training_split(setup, tmp_path):
     # kNN copies training bass lines: every note pitch is one the training split plays
     train_pitches = {p for seq in split["tokens"].numpy() for _, _, p in rep.token_notes(seq)}
     assert {n.pitch for n in bass.notes} <= train_pitches
+
+
+def test_chords_from_the_file_or_from_chords_drive_a_chord_aware_model(setup, tmp_path, capsys):
+    """No --chords: the piano's Am Dm E Am is annotated and followed; --chords "C F G C" is looped per bar,
+    sets the key and is written as marker events."""
+    import symusic
+
+    tensors = tmp_path / "tensors"
+    tensors.mkdir()
+    write_split(tensors / "train.npz", {k: v.numpy() for k, v in synthetic_split(64, seed=1).items()})
+    (tensors / "meta.json").write_text('{"styles": ["funk", "rock", "jazz"]}')
+    base = ["generate", str(setup / "drums.mid"), "--model", "chord_root_on_kick", "--tensors", str(tensors),
+            "--style", "rock"]
+
+    def bass_pitch_classes_per_bar(path: Path) -> list[set[int]]:
+        bass = [i for i in pretty_midi.PrettyMIDI(str(path)).instruments if not i.is_drum][0]
+        return [{n.pitch % 12 for n in bass.notes if bar * BAR <= n.start < (bar + 1) * BAR} for bar in range(8)]
+
+    assert cli.main(base + ["--out", str(tmp_path / "own.mid")]) == 0
+    assert "annotated from the file's pitched tracks" in capsys.readouterr().out
+    assert bass_pitch_classes_per_bar(tmp_path / "own.mid") == [{9}, {2}, {4}, {9}] * 2  # A, D, E, A
+    assert cli.main(base + ["--chords", "C F G C", "--out", str(tmp_path / "cg.mid")]) == 0
+    printed = capsys.readouterr().out
+    assert "key C major (implied by --chords)" in printed and "chords C F G C (--chords)" in printed
+    assert bass_pitch_classes_per_bar(tmp_path / "cg.mid") == [{0}, {5}, {7}, {0}] * 2
+    markers = symusic.Score(str(tmp_path / "cg.mid")).markers
+    assert [m.text for m in markers] == ["C", "F", "G", "C", "F", "G", "C"]  # where the chord changes
+    assert cli.main(base + ["--chords", "Am H7", "--out", str(tmp_path / "x.mid")]) == 2
+    assert capsys.readouterr().err.startswith("dnb: error: --chords: ")

@@ -143,3 +143,23 @@ def test_pix2pix_sample_thresholds_its_roll():
     with torch.no_grad():
         model.d1.bias.fill_(-20.0)
     assert bool((model.sample(TINY, k=2) == rep.REST).all())
+
+
+@pytest.mark.parametrize("name", architectures())
+def test_chords_enter_every_architecture(name):
+    """With ``chords`` in the conditioning, a training step runs and other chords change the output;
+    without it the chords are ignored (and no chord parameter exists)."""
+    params = {**model_params(SECTION, name), "conditioning": ["key", "chords"], "chord_dropout": 0.5}
+    torch.manual_seed(0)
+    model = build(name, params, INFO)
+    optimizers = model.configure_optimizers(1e-3)
+    assert model.training_step(TINY, optimizers, 0)["loss"] > 0
+    other = {**TINY, "chords": (TINY["chords"] + 2) % INFO.n_chords}
+    model.eval()
+    probe = (lambda b: model.onset_probs(b)) if name == "pix2pix" else (lambda b: model.token_nll(b))
+    assert not torch.allclose(probe(TINY), probe(other))
+    torch.manual_seed(0)
+    blind = build(name, model_params(SECTION, name), INFO).eval()
+    assert not any("chord" in n for n, _ in blind.named_parameters())
+    probe = (lambda b: blind.onset_probs(b)) if name == "pix2pix" else (lambda b: blind.token_nll(b))
+    assert torch.equal(probe(TINY), probe(other))

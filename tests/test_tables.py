@@ -119,7 +119,7 @@ def test_macros_and_sentences(results, tmp_path):
     assert ("against bigram it has a better perplexity (95\\% intervals disjoint) "
             "and a better BLEU-4 (95\\% intervals disjoint)") in lead
     assert "a worse onset F1" in defs["pixSentence"] and " and a worse roll BCE" in defs["pixSentence"]
-    assert defs["ablationSentence"] == ("With all four labels the model has a better perplexity "
+    assert defs["ablationSentence"] == ("With tempo, program, key and drum style the model has a better perplexity "
                                         "(95\\% intervals disjoint) than with no conditioning.")
     assert "0.800 (pix2pix)" in defs["silenceSentence"] and "pix2pix leave at least half" in defs["silenceSentence"]
 
