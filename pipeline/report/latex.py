@@ -101,7 +101,7 @@ def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, r
         for c in columns:
             text = cell(entry(metrics, c), METRICS[c].digits)
             cells.append(rf"\textbf{{{text}}}" if name in bold[c] and text != "n/a" else text)
-        label = latex_escape(display(name)) + (" (not evaluated)" if name in (missing or set()) else "")
+        label = display(name) + (" (not evaluated)" if name in (missing or set()) else "")
         lines.append(" & ".join([label] + cells) + r" \\")
     if reference is not None:
         lines.append(r"\midrule")
@@ -150,7 +150,7 @@ def quality_table(comparisons: dict, baselines: list[str], metrics: list[str], c
         cells = [difference_cell((against.get(b) or {}).get(m), METRICS[m].digits) for b, m in columns]
         if all(c == "n/a" for c in cells):
             continue
-        lines.append(" & ".join([latex_escape(display(model))] + cells) + r" \\")
+        lines.append(" & ".join([display(model)] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
 

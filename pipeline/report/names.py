@@ -14,6 +14,7 @@ DISPLAY = {
     "constant_density": "constant density",
     "repaired": "2019 repaired",
     "knn": "kNN",
+    "chord_knn": "chord kNN",
     "root_on_kick": "root on kick",
     "chord_root_on_kick": "chord root on kick",
     "bigram": "bigram",
@@ -31,8 +32,8 @@ CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
 
 
 def display(name: str) -> str:
-    """The paper's name of a system (its registry name when it has none); an ablation run
+    """The paper's name of a system, as LaTeX (its registry name when it has none); an ablation run
     ``ablation_<tag>`` is named by its labels."""
     if name.startswith("ablation_") and name[len("ablation_"):] in ABLATION_ROWS:
         return f"ablation {ABLATION_ROWS[name[len('ablation_'):]]}"
-    return DISPLAY.get(name, name)
+    return DISPLAY.get(name, name.replace("_", r"\_"))  # a name without one is typeset as is
