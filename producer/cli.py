@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from dnb.schema import DEFAULT_PROGRAM
+from producer.dynamics import VELOCITY_MODES
 from producer.generate import CliError, generate
 
 
@@ -30,6 +31,11 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--chords-per-bar", type=int, default=1, choices=(1, 2), help="2: the chords are half bars")
     gen.add_argument("--style", help="drum style name; default: predicted per window by the style classifier")
     gen.add_argument("--program", type=int, default=DEFAULT_PROGRAM, help="GM bass program (default 33)")
+    gen.add_argument("--velocity", choices=VELOCITY_MODES, default="rule",
+                     help="rule: accents on kicks and downbeats, soft ghost notes (producer/dynamics.py); "
+                          "fixed: every note at 100")
+    gen.add_argument("--humanize", type=float, default=0.0, metavar="MS",
+                     help="seeded timing jitter of the bass, uniform in +-MS milliseconds (0 = off)")
     gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")
     gen.add_argument("--wav", help="also render WAV with fluidsynth")
     gen.add_argument("--seed", type=int, default=0)
