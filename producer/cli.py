@@ -19,7 +19,7 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a bass line for a drum MIDI file")
     gen.add_argument("drums", help="drum MIDI file (or a full song: its drum tracks are used)")
     gen.add_argument("--model", required=True,
-                     help="trained model (checkpoints/<model>.pt) or baseline (fitted on data/tensors/train.npz)")
+                     help="trained model (<checkpoint dir>/<model>.pt) or baseline (fitted on <tensors>/train.npz)")
     gen.add_argument("--samples", type=int, default=1, help="K bass lines -> K files OUT-1.mid .. OUT-K.mid")
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--mbr", type=int, default=0, metavar="N",
@@ -39,9 +39,12 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")
     gen.add_argument("--wav", help="also render WAV with fluidsynth")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--checkpoint-dir", default="checkpoints")
-    gen.add_argument("--classifier", default="data/style_classifier.npz")
-    gen.add_argument("--tensors", default="data/tensors", help="baselines are fitted on its train split")
+    where = "default: $%s, else the installed repository's %s, else ./%s"
+    gen.add_argument("--checkpoint-dir", help=where % ("DNB_CHECKPOINTS", "checkpoints/", "checkpoints"))
+    gen.add_argument("--classifier", help=where % ("DNB_CLASSIFIER", "data/style_classifier.npz",
+                                                   "data/style_classifier.npz"))
+    gen.add_argument("--tensors", help="baselines are fitted on its train split; " + where % (
+        "DNB_TENSORS", "data/tensors", "data/tensors"))
     return top
 
 

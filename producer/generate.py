@@ -34,6 +34,7 @@ from dnb import representation as rep
 from dnb.audio import AudioError, render_wav
 from dnb.params import PARAMS, load_params
 from dnb.schema import conditioning_batch
+from producer import paths
 
 NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -81,12 +82,12 @@ def style_indices(drums: np.ndarray, style: str | None, style_names: list[str], 
     return np.array([lower.index(s.lower()) if s.lower() in lower else 0 for s in styles], dtype=np.int64)
 
 
-def load_baseline(name: str, tensor_dir: Path):
+def load_baseline(name: str, tensor_dir: Path, where: str = "--tensors"):
     """(baseline fitted on the training split, style names): baselines need ``train.npz``."""
     train = tensor_dir / "train.npz"
     if not train.exists():
-        raise CliError(f"baseline {name!r} is fitted on the training split, but {train} is missing: "
-                       "run dvc repro tensorize")
+        raise CliError(f"baseline {name!r} is fitted on the training split, but {train} is missing (tensors from "
+                       f"{where}); {paths.how_to_get('data/tensors')}, or point --tensors or $DNB_TENSORS at it")
     import models
     from dnb import data
 
@@ -98,18 +99,22 @@ def load_baseline(name: str, tensor_dir: Path):
     return baseline.fit(data.load_split(tensor_dir, "train")), list(info.style_names)
 
 
-def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors")):
-    """(model, style names) of a trained model or baseline; clear errors for unknown names and missing files."""
+def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors"), where: dict | None = None):
+    """(model, style names) of a trained model or baseline; clear errors for unknown names and missing files.
+    ``where`` says where each folder came from (``producer.paths.resolve``), for the messages."""
     import models
 
+    where = where or {}
     if models.is_baseline(name):
-        return load_baseline(name, tensor_dir)
+        return load_baseline(name, tensor_dir, where.get("tensors", "--tensors"))
     if name not in models.architectures():
         known = ", ".join(models.architectures() + list(models.baseline_classes()))
         raise CliError(f"unknown model {name!r}; known: {known}")
     path = checkpoint_dir / f"{name}.pt"
     if not path.exists():
-        raise CliError(f"missing checkpoint {path}; train it with: dvc repro train@{name}")
+        raise CliError(f"missing checkpoint {path} (checkpoints from {where.get('checkpoints', '--checkpoint-dir')}); "
+                       f"{paths.how_to_get(f'checkpoints/{name}.pt')}, or point --checkpoint-dir or "
+                       "$DNB_CHECKPOINTS at a folder of checkpoints")
     import torch
 
     from models.checkpoint import load_trained, read_checkpoint
@@ -267,7 +272,10 @@ def generate(args: argparse.Namespace) -> list[Path]:
         raise CliError("--humanize must be 0..100 ms")
     key = parse_key(args.key) if args.key else None
     score, windows = read_input(Path(args.drums))
-    model, style_names = load_model(args.model, Path(args.checkpoint_dir), Path(args.tensors))
+    found = {kind: paths.resolve(kind, given) for kind, given in
+             (("checkpoints", args.checkpoint_dir), ("classifier", args.classifier), ("tensors", args.tensors))}
+    where = {kind: origin for kind, (_, origin) in found.items()}
+    model, style_names = load_model(args.model, found["checkpoints"][0], found["tensors"][0], where)
     if args.chords_per_bar not in (1, 2):
         raise CliError("--chords-per-bar must be 1 or 2")
     chords, chord_note = window_chords(score, windows, args.chords, args.chords_per_bar)
@@ -279,7 +287,7 @@ def generate(args: argparse.Namespace) -> list[Path]:
         key_note = f"{rep.KEY_NAMES[key]} (implied by --chords)"
     if key is None:
         key, key_note = estimate_file_key(score)
-    styles = style_indices(windows.drums, args.style, style_names, Path(args.classifier))
+    styles = style_indices(windows.drums, args.style, style_names, found["classifier"][0])
     draws = args.mbr or args.samples
     tokens = sample_windows(model, windows, key, styles, args.program, draws, args.temperature, args.seed, chords)
     markers = chord_markers(score, windows, chords) if (chords != 0).any() else None
