@@ -1,4 +1,4 @@
-"""The ``dnb`` command line: ``dnb generate`` (see ``producer.generate``).
+"""The ``dnb`` command line: ``dnb generate`` (``producer.generate``) and ``dnb serve`` (``producer.serve``).
 
 Errors are one line on stderr with exit code 2.
 """
@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from dnb.schema import DEFAULT_PROGRAM
+from producer import serve
 from producer.dynamics import VELOCITY_MODES
 from producer.generate import CliError, generate
 
@@ -45,13 +46,17 @@ def parser() -> argparse.ArgumentParser:
                                                    "data/style_classifier.npz"))
     gen.add_argument("--tensors", help="baselines are fitted on its train split; " + where % (
         "DNB_TENSORS", "data/tensors", "data/tensors"))
+    serve.add_parser(sub)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        generate(args)
+        if args.command == "serve":
+            serve.main(args)
+        else:
+            generate(args)
     except CliError as err:
         print(f"dnb: error: {err}", file=sys.stderr)
         return 2

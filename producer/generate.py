@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ import numpy as np
 from dnb import representation as rep
 from dnb.audio import AudioError, render_wav
 from dnb.params import PARAMS, load_params
-from dnb.schema import conditioning_batch
+from dnb.schema import DEFAULT_PROGRAM, conditioning_batch
 from producer import paths
 
 NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -140,13 +141,15 @@ def read_input(path: Path):
     also what the output is built from (no pretty_midi parse: 0.14 s on 100 bars)."""
     if not path.exists():
         raise CliError(f"no such file: {path}")
-    score = read_score(path.read_bytes(), str(path))
+    score, note = read_score(path.read_bytes(), str(path))
+    if note:
+        print(f"dnb: note: {path}: {note}", file=sys.stderr)
     return score, score_windows(score, str(path))
 
 
 def read_score(data: bytes, name: str):
-    """A symusic score from MIDI bytes (``dnb.midi.read_midi``: RMID, sanitizer, truncation
-    repair), with a note on stderr when the file needed more than a plain parse."""
+    """(symusic score, a note when the file needed more than a plain parse, else None) from
+    MIDI bytes, read by ``dnb.midi.read_midi`` (RMID, sanitizer, truncation repair)."""
     from dnb.midi import Unreadable, read_midi
 
     try:
@@ -155,9 +158,7 @@ def read_score(data: bytes, name: str):
         raise CliError(f"cannot read {name} as MIDI: {err}") from None
     if int(score.tpq) <= 0:
         raise CliError(f"cannot read {name} as MIDI: zero ticks per quarter")
-    if how in READ_NOTES:
-        print(f"dnb: note: {name}: {READ_NOTES[how]}", file=sys.stderr)
-    return score
+    return score, READ_NOTES.get(how)
 
 
 def score_windows(score, name: str):
@@ -260,49 +261,114 @@ def output_paths(out: Path, k: int) -> list[Path]:
     return [out] if k == 1 else [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(k)]
 
 
-def generate(args: argparse.Namespace) -> list[Path]:
-    """The `generate` command; returns the files written."""
-    if args.samples < 1:
+@dataclass
+class Settings:
+    """One generation's choices, from the command line (``settings_of``) or the web page (``producer.serve``)."""
+
+    model: str
+    samples: int = 1
+    temperature: float = 1.0
+    mbr: int = 0
+    key: str | None = None
+    chords: str | None = None
+    chords_per_bar: int = 1
+    style: str | None = None
+    program: int = DEFAULT_PROGRAM
+    velocity: str = "rule"
+    humanize: float = 0.0
+    seed: int = 0
+    context: bool = False  # the page's "context" box: passed through, not used by the models yet
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)})
+
+
+def check(settings: Settings) -> int | None:
+    """Validate the settings that need no file (a CliError), and return the ``--key`` index or None."""
+    if settings.samples < 1:
         raise CliError("--samples must be >= 1")
-    if args.mbr and (args.mbr < 2 or args.samples != 1):
+    if settings.mbr and (settings.mbr < 2 or settings.samples != 1):
         raise CliError("--mbr N needs N >= 2 and writes one bass line: leave --samples at 1")
-    if not 0 <= args.program <= 127:
+    if not 0 <= settings.program <= 127:
         raise CliError("--program must be a GM program 0..127")
-    if not 0 <= args.humanize <= 100:
+    if not 0 <= settings.humanize <= 100:
         raise CliError("--humanize must be 0..100 ms")
-    key = parse_key(args.key) if args.key else None
-    score, windows = read_input(Path(args.drums))
-    found = {kind: paths.resolve(kind, given) for kind, given in
-             (("checkpoints", args.checkpoint_dir), ("classifier", args.classifier), ("tensors", args.tensors))}
-    where = {kind: origin for kind, (_, origin) in found.items()}
-    model, style_names = load_model(args.model, found["checkpoints"][0], found["tensors"][0], where)
-    if args.chords_per_bar not in (1, 2):
+    return parse_key(settings.key) if settings.key else None
+
+
+@dataclass
+class Arrangement:
+    """The bass lines of one file: ``tokens [W, K, 64]`` for its windows, and what conditioned them."""
+
+    score: object
+    windows: rep.Windows
+    tokens: np.ndarray
+    settings: Settings
+    key: int
+    key_note: str
+    chord_note: str
+    markers: list | None
+
+    def midi(self, i: int):
+        """Variation ``i`` as a symusic score: the input's drums plus the bass line."""
+        s = self.settings
+        return with_bass(self.score, self.windows, self.tokens[:, i], s.program, self.markers, s.velocity, s.humanize,
+                         s.seed * 1000 + i)
+
+    def summary(self) -> str:
+        return (f"{len(self.windows.drums)} windows, key {self.key_note}, chords {self.chord_note}, "
+                f"model {self.settings.model}")
+
+
+def arrange(score, windows, model, style_names: list[str], settings: Settings, classifier: Path,
+            key: int | None = None) -> Arrangement:
+    """Condition (key, chords, drum style) and sample every window of a file: the work of
+    `dnb generate` between reading the input and writing files, shared with `dnb serve`."""
+    if settings.chords_per_bar not in (1, 2):
         raise CliError("--chords-per-bar must be 1 or 2")
-    chords, chord_note = window_chords(score, windows, args.chords, args.chords_per_bar)
+    chords, chord_note = window_chords(score, windows, settings.chords, settings.chords_per_bar)
     key_note = f"{rep.KEY_NAMES[key]} (--key)" if key is not None else None
-    if key is None and args.chords:
+    if key is None and settings.chords:
         from dnb.chords import key_from_chords
 
         key = key_from_chords(chords.reshape(-1))
         key_note = f"{rep.KEY_NAMES[key]} (implied by --chords)"
     if key is None:
         key, key_note = estimate_file_key(score)
-    styles = style_indices(windows.drums, args.style, style_names, found["classifier"][0])
-    draws = args.mbr or args.samples
-    tokens = sample_windows(model, windows, key, styles, args.program, draws, args.temperature, args.seed, chords)
+    styles = style_indices(windows.drums, settings.style, style_names, classifier)
+    draws = settings.mbr or settings.samples
+    tokens = sample_windows(model, windows, key, styles, settings.program, draws, settings.temperature, settings.seed,
+                            chords)
     markers = chord_markers(score, windows, chords) if (chords != 0).any() else None
-    if args.mbr:  # per window, the candidate closest (BLEU-4) to all the others: the most typical line
+    if settings.mbr:  # per window, the candidate closest (BLEU-4) to all the others: the most typical line
         from dnb.metrics import mbr_select
 
         tokens = mbr_select(tokens)[:, None]
+    return Arrangement(score, windows, tokens, settings, key, key_note, chord_note, markers)
+
+
+def resolve_paths(args: argparse.Namespace) -> dict[str, tuple[Path, str]]:
+    """{checkpoints, classifier, tensors: (path, where it came from)} (``producer.paths``)."""
+    return {kind: paths.resolve(kind, getattr(args, attr, None)) for kind, attr in
+            (("checkpoints", "checkpoint_dir"), ("classifier", "classifier"), ("tensors", "tensors"))}
+
+
+def generate(args: argparse.Namespace) -> list[Path]:
+    """The `generate` command; returns the files written."""
+    settings = settings_of(args)
+    key = check(settings)
+    score, windows = read_input(Path(args.drums))
+    found = resolve_paths(args)
+    where = {kind: origin for kind, (_, origin) in found.items()}
+    model, style_names = load_model(settings.model, found["checkpoints"][0], found["tensors"][0], where)
+    song = arrange(score, windows, model, style_names, settings, found["classifier"][0], key)
     out = Path(args.out) if args.out else Path(f"{Path(args.drums).stem}.{args.model}.mid")
     written = []
-    wavs = output_paths(Path(args.wav), args.samples) if args.wav else [None] * args.samples
-    for i, (mid_path, wav_path) in enumerate(zip(output_paths(out, args.samples), wavs)):
+    wavs = output_paths(Path(args.wav), settings.samples) if args.wav else [None] * settings.samples
+    for i, (mid_path, wav_path) in enumerate(zip(output_paths(out, settings.samples), wavs)):
         mid_path.parent.mkdir(parents=True, exist_ok=True)
-        line = with_bass(score, windows, tokens[:, i], args.program, markers, args.velocity, args.humanize,
-                         args.seed * 1000 + i)
-        line.dump_midi(str(mid_path))
+        song.midi(i).dump_midi(str(mid_path))
         written.append(mid_path)
         if wav_path is not None:
             wav_path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +377,5 @@ def generate(args: argparse.Namespace) -> list[Path]:
             except AudioError as err:
                 raise CliError(str(err)) from None
             written.append(wav_path)
-    print(f"{len(windows.drums)} windows, key {key_note}, chords {chord_note}, model {args.model}: "
-          f"wrote {', '.join(map(str, written))}")
+    print(f"{song.summary()}: wrote {', '.join(map(str, written))}")
     return written
