@@ -1,6 +1,9 @@
-"""`dnb serve` on a free loopback port: the JSON routes."""
+"""`dnb serve` on a free loopback port: the JSON routes, then the page in headless Chromium
+(upload a drum file, generate, hear, download; random bytes give the error sentence)."""
 
+import base64
 import json
+import os
 import re
 import shutil
 import threading
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import symusic
+from browser import BROWSER, Browser
 
 from dnb.data import synthetic_split
 from dnb.tensors import write_split
@@ -216,3 +220,66 @@ def test_serve_on_a_busy_port_is_one_line(server, capsys):
     assert cli.main(["serve", "--port", port, "--tensors", str(server["root"] / "tensors")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"dnb: error: cannot listen on 127.0.0.1:{port}: ") and "\n" not in err
+
+
+# --------------------------------------------------------------------------- the page in headless Chromium
+
+
+def need_browser_and_audio() -> None:
+    missing = [name for name, ok in (("chromium", BROWSER), ("fluidsynth", AUDIO)) if not ok]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{' and '.join(missing)} required in CI (apt-get install {' '.join(missing)})")
+        pytest.skip(f"{' and '.join(missing)} not installed")
+
+
+READY = 'document.readyState === "complete" && window.bench && window.bench.options !== null'
+FETCH_DOWNLOAD = """(async () => {
+  const link = document.getElementById("download");
+  const answer = await fetch(link.href);
+  const bytes = new Uint8Array(await answer.arrayBuffer());
+  let text = "";
+  for (const b of bytes) text += String.fromCharCode(b);
+  return {status: answer.status, name: link.download, data: btoa(text)};
+})()"""
+
+
+def choose_file(browser: Browser, session: str, path: Path) -> None:
+    """Set the page's file input as a user would (its change event uploads)."""
+    root = browser.call("DOM.getDocument", session)["root"]["nodeId"]
+    node = browser.call("DOM.querySelector", session, nodeId=root, selector="#file")["nodeId"]
+    browser.call("DOM.setFileInputFiles", session, files=[str(path.resolve())], nodeId=node)
+
+
+def test_page_generates_plays_and_downloads(server, tmp_path):
+    need_browser_and_audio()
+    drum_file(tmp_path / "beat.mid")
+    (tmp_path / "noise.mid").write_bytes(np.random.default_rng(0).bytes(4000))
+    browser = Browser(tmp_path / "profile")
+    try:
+        session = browser.open(server["url"] + "/", READY)
+        choose_file(browser, session, tmp_path / "beat.mid")
+        assert browser.wait(session, 'document.body.dataset.state === "ready"')
+        info = browser.evaluate(session, 'document.getElementById("song-info").textContent')
+        assert info.startswith("beat.mid: 8 bars of 4/4 (4 two-bar windows), 120 bpm"), info
+        browser.evaluate(session, 'document.getElementById("model").value = "root_on_kick";'
+                                  'document.getElementById("variations").value = "2";'
+                                  'document.getElementById("generate").click()')
+        playable = ('document.body.dataset.state === "done" && document.getElementById("audio").readyState >= 2'
+                    ' || document.body.dataset.state === "error"')
+        browser.wait(session, playable, timeout=60)
+        assert browser.evaluate(session, 'document.getElementById("error").textContent') == ""
+        assert browser.evaluate(session, 'document.querySelectorAll("#variation-tabs button").length') == 2
+        got = browser.evaluate(session, FETCH_DOWNLOAD, await_promise=True)
+        assert got["status"] == 200 and got["name"] == "beat.root_on_kick-1.mid"
+        assert windows_with_bass(base64.b64decode(got["data"])) == [6, 6, 6, 6]
+        browser.evaluate(session, 'document.querySelectorAll("#variation-tabs button")[1].click()')
+        assert browser.evaluate(session, 'document.getElementById("download").download') == "beat.root_on_kick-2.mid"
+
+        choose_file(browser, session, tmp_path / "noise.mid")
+        browser.wait(session, 'document.body.dataset.state === "error"')
+        text = browser.evaluate(session, 'document.getElementById("error").textContent')
+        status = browser.evaluate(session, 'document.getElementById("error").dataset.status')
+        assert text.startswith("Cannot read noise.mid as MIDI: ") and text.endswith(".") and status == "422", text
+    finally:
+        browser.close()
