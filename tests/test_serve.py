@@ -155,6 +155,29 @@ def test_upload_generate_download(server, tmp_path):
         assert status == 206 and len(audio) == 100 and head["Content-Type"] in ("audio/ogg", "audio/wav")
 
 
+def test_the_page_and_dnb_generate_write_the_same_bass(server, tmp_path, capsys):
+    from producer import cli
+
+    drum_file(tmp_path / "song.mid", piano=True)
+    _, song, _ = upload(server, (tmp_path / "song.mid").read_bytes(), "song.mid")
+    form = {"song": song["song"], "model": "bigram", "variations": 2, "seed": 5, "humanize": 6, "temperature": 1.3,
+            "chords": song["chords"]}
+    _, job, _ = request(server["url"] + "/api/generate", json.dumps(form).encode())
+    job = wait_job(server, job["id"])
+    args = ["generate", str(tmp_path / "song.mid"), "--model", "bigram", "--samples", "2", "--seed", "5",
+            "--humanize", "6", "--temperature", "1.3", "--tensors", str(server["root"] / "tensors"),
+            "--classifier", str(server["root"] / "no_classifier.npz"), "--out", str(tmp_path / "cli.mid")]
+    assert cli.main(args) == 0
+    assert job["variations"][0]["notes"] != job["variations"][1]["notes"]
+    for i in range(2):
+        _, midi, _ = request(server["url"] + job["variations"][i]["midi"])
+        page = symusic.Score.from_midi(midi).tracks[-1].notes.numpy()
+        command = symusic.Score(str(tmp_path / f"cli-{i + 1}.mid")).tracks[-1].notes.numpy()
+        assert len(page["time"]) > 8
+        for column in ("time", "duration", "pitch", "velocity"):
+            np.testing.assert_array_equal(page[column], command[column])
+
+
 @pytest.mark.parametrize("data, status, message", [
     (b"", 400, "No file received."),
     (b"\x00" * (2 * 1024 * 1024 + 1), 413, "The file is 2,097,153 bytes; the bench takes files up to 2 MB."),
