@@ -69,3 +69,23 @@ def test_pick_loops_prefers_distinct_songs_and_is_prefix_stable():
     assert len(set(six.tolist())) == 6 and not set(six.tolist()) & set(range(5))
     assert sorted(songs[six[:3]].tolist()) == [0, 1, 2]  # one per song first, then filled
     np.testing.assert_array_equal(pick_loops(tokens, drums, songs, 2, seed=0), six[:2])
+
+
+def test_each_loop_roll_has_its_own_number_and_pitch_labels(tmp_path: Path, monkeypatch):
+    """Every per-loop image of the page is titled with its loop's number; bass rows show E1 / E2 / E3."""
+    import pipeline.demo as demo
+    from pipeline.report import figures
+
+    drawn = []
+    monkeypatch.setattr(figures.plt, "close", lambda fig: drawn.append(fig))
+    monkeypatch.setattr(demo, "to_wav", lambda mid, wav, rate: Path(wav).write_bytes(b""))
+    monkeypatch.setattr(demo, "trim_wav", lambda path, seconds: None)
+    monkeypatch.setattr(demo, "encode", lambda wav, fmt: Path(wav))
+    build_demo(fixture_loops() + fixture_loops()[:1], tmp_path / "demo")
+    assert [fig.axes[0].get_title() for fig in drawn] == ["test loop 1", "test loop 2", "test loop 3"]
+    rows = drawn[0].axes[1:]  # real, ffnn, cnn
+    assert len(rows) == 3
+    for ax in rows:
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["E1", "E2", "E3"]
+        assert list(ax.get_yticks()) == [28, 40, 52]
+    assert drawn[0].axes[0].get_yticks().size == 0  # the drum row has no pitch axis
