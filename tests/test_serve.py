@@ -227,6 +227,20 @@ def test_an_unexpected_error_is_a_500_sentence_and_the_server_keeps_serving(serv
     assert request(server["url"] + "/")[0] == 200
 
 
+def test_without_fluidsynth_the_page_says_so_and_midi_still_works(server, tmp_path):
+    bench = Bench(tmp_path, tmp_path / "none.npz", server["root"] / "tensors", None, audio=False)
+    assert bench.options()["audio_note"].startswith("fluidsynth is not installed, so there is no audio")
+    drum_file(tmp_path / "d.mid")
+    song = bench.add_song((tmp_path / "d.mid").read_bytes(), "d.mid")
+    job = bench.submit({"song": song.id, "model": "root_on_kick"})
+    deadline = time.monotonic() + 60
+    while job.state not in ("done", "error") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.state == "done" and job.audio_note.startswith("fluidsynth is not installed")
+    assert [v["audio"] for v in job.variations] == [None]
+    assert windows_with_bass(job.variations[0]["midi_bytes"]) == [6, 6, 6, 6]
+
+
 def test_default_chords_find_the_loop_and_byte_ranges():
     assert bench_module.sentence("no drums in x") == "No drums in x."
     assert byte_range(b"abcdef", "bytes=2-3", "audio/ogg")[:2] == (206, b"cd")
