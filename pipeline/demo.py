@@ -69,11 +69,11 @@ if (location.hash === "#selftest") window.addEventListener("load", selftest);
 """
 
 
-def roll_png(drums: np.ndarray, sources: dict, path: Path) -> None:
-    """Piano roll of one loop: drums, then every source's bass."""
+def roll_png(drums: np.ndarray, sources: dict, path: Path, number: int) -> None:
+    """Piano roll of loop ``number`` (its title): drums, then every source's bass."""
     batch = {"drums": np.asarray(drums)[None], "tokens": np.asarray(sources["real"])[None]}
     samples = {n: (None if t is None else t[None]) for n, t in sources.items() if n != "real"}
-    piano_rolls(batch, samples, path)
+    piano_rolls(batch, samples, path, numbers=[number])
 
 
 def build_demo(loops: list[dict], out_dir: Path, sample_rate: int = 22050, audio_format: str = "ogg") -> Path:
@@ -100,7 +100,7 @@ def build_demo(loops: list[dict], out_dir: Path, sample_rate: int = 22050, audio
         stem.with_suffix(".mid").unlink()
         players[(i, name)] = encode(stem.with_suffix(".wav"), audio_format).relative_to(out_dir).as_posix()
     for i, loop in enumerate(loops):
-        roll_png(loop["drums"], loop["sources"], roll_dir / f"loop{i + 1}.png")
+        roll_png(loop["drums"], loop["sources"], roll_dir / f"loop{i + 1}.png", i + 1)
         rows = []
         for name in loop["sources"]:
             src = players.get((i, name))

@@ -35,8 +35,9 @@ from tqdm import tqdm
 
 from dnb import chords as ch
 from dnb import representation as rep
-from dnb.corpus import folder_genre, is_midi, iter_files, relative_names, unwrap_rmid
+from dnb.corpus import folder_genre, is_midi, iter_files, relative_names
 from dnb.keys import pitch_class_histogram
+from dnb.midi import Unreadable, read_midi
 from dnb.params import load_params
 from dnb.schema import program_index
 
@@ -61,15 +62,11 @@ SONG_COLUMNS = ("song_id", "corpus", "path", "folder_genre")
 
 def process_file(data: bytes, params: dict) -> dict:
     """Pairs of one MIDI file, or ``{"reason": ...}`` when it yields none. Runs in a worker."""
-    data = unwrap_rmid(data)
-    sanitized = False
-    try:
-        score = rep.load_score(data)
-    except Exception:  # symusic raises RuntimeError on every malformed file seen; catch all to be safe
-        try:  # out-of-range data bytes (a velocity of 180) are clamped: the rest of such files is sound
-            score, sanitized = rep.load_score(data, sanitize=True), True
-        except Exception:
-            return {"reason": "unreadable"}
+    try:  # RMID unwrapped, out-of-range data bytes clamped; truncated files stay unreadable (see dnb.midi)
+        score, how = read_midi(data, repair=False)
+    except Unreadable:
+        return {"reason": "unreadable"}
+    sanitized = how == "sanitized"
     try:
         out = _process_score(score, params)
     except Exception as err:  # a bug, not bad input: counted, shown in the report, never fatal

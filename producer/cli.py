@@ -1,4 +1,4 @@
-"""The ``dnb`` command line: ``dnb generate`` (see ``producer.generate``).
+"""The ``dnb`` command line: ``dnb generate`` (``producer.generate``) and ``dnb serve`` (``producer.serve``).
 
 Errors are one line on stderr with exit code 2.
 """
@@ -9,6 +9,8 @@ import argparse
 import sys
 
 from dnb.schema import DEFAULT_PROGRAM
+from producer import serve
+from producer.dynamics import VELOCITY_MODES
 from producer.generate import CliError, generate
 
 
@@ -18,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a bass line for a drum MIDI file")
     gen.add_argument("drums", help="drum MIDI file (or a full song: its drum tracks are used)")
     gen.add_argument("--model", required=True,
-                     help="trained model (checkpoints/<model>.pt) or baseline (fitted on data/tensors/train.npz)")
+                     help="trained model (<checkpoint dir>/<model>.pt) or baseline (fitted on <tensors>/train.npz)")
     gen.add_argument("--samples", type=int, default=1, help="K bass lines -> K files OUT-1.mid .. OUT-K.mid")
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--mbr", type=int, default=0, metavar="N",
@@ -30,19 +32,31 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--chords-per-bar", type=int, default=1, choices=(1, 2), help="2: the chords are half bars")
     gen.add_argument("--style", help="drum style name; default: predicted per window by the style classifier")
     gen.add_argument("--program", type=int, default=DEFAULT_PROGRAM, help="GM bass program (default 33)")
+    gen.add_argument("--velocity", choices=VELOCITY_MODES, default="rule",
+                     help="rule: accents on kicks and downbeats, soft ghost notes (producer/dynamics.py); "
+                          "fixed: every note at 100")
+    gen.add_argument("--humanize", type=float, default=0.0, metavar="MS",
+                     help="seeded timing jitter of the bass, uniform in +-MS milliseconds (0 = off)")
     gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")
     gen.add_argument("--wav", help="also render WAV with fluidsynth")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--checkpoint-dir", default="checkpoints")
-    gen.add_argument("--classifier", default="data/style_classifier.npz")
-    gen.add_argument("--tensors", default="data/tensors", help="baselines are fitted on its train split")
+    where = "default: $%s, else the installed repository's %s, else ./%s"
+    gen.add_argument("--checkpoint-dir", help=where % ("DNB_CHECKPOINTS", "checkpoints/", "checkpoints"))
+    gen.add_argument("--classifier", help=where % ("DNB_CLASSIFIER", "data/style_classifier.npz",
+                                                   "data/style_classifier.npz"))
+    gen.add_argument("--tensors", help="baselines are fitted on its train split; " + where % (
+        "DNB_TENSORS", "data/tensors", "data/tensors"))
+    serve.add_parser(sub)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        generate(args)
+        if args.command == "serve":
+            serve.main(args)
+        else:
+            generate(args)
     except CliError as err:
         print(f"dnb: error: {err}", file=sys.stderr)
         return 2

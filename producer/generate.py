@@ -1,7 +1,8 @@
 """`dnb generate`: write a bass line for any drum MIDI file with a trained model.
 
     dnb generate DRUMS.mid --model transformer [--samples K] [--temperature T] [--key Am]
-                 [--style funk] [--program 33] [--out OUT.mid] [--wav OUT.wav] [--seed S]
+                 [--style funk] [--program 33] [--velocity rule|fixed] [--humanize MS]
+                 [--out OUT.mid] [--wav OUT.wav] [--seed S]
 
 Every complete 2-bar 4/4 window of the input gets a bass line (windows in other
 metres are left without bass). Conditioning per window: tempo from the file's
@@ -11,7 +12,9 @@ has any, else C major; drum style from ``--style``, else the drum-style classifi
 prediction for each window (as in training, where every pair carries the predicted
 style of its own drum grid).
 
-The output keeps the ORIGINAL drum track(s) note for note (copied from the input,
+Bass velocities follow the drums and the bar (``producer.dynamics``: accents on kicks and
+downbeats, soft ghost notes) unless ``--velocity fixed``; ``--humanize MS`` adds seeded
+timing jitter. The output keeps the ORIGINAL drum track(s) note for note (copied from the input,
 with its tempo map and time signatures) and adds one bass track. With ``--samples K``
 > 1, K files are written: ``OUT-1.mid`` .. ``OUT-K.mid`` (and ``OUT-i.wav``), one
 bass line each, so that every file is a playable arrangement. Errors are one line on
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +34,8 @@ import numpy as np
 from dnb import representation as rep
 from dnb.audio import AudioError, render_wav
 from dnb.params import PARAMS, load_params
-from dnb.schema import conditioning_batch
+from dnb.schema import DEFAULT_PROGRAM, conditioning_batch
+from producer import paths
 
 NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -78,12 +83,12 @@ def style_indices(drums: np.ndarray, style: str | None, style_names: list[str], 
     return np.array([lower.index(s.lower()) if s.lower() in lower else 0 for s in styles], dtype=np.int64)
 
 
-def load_baseline(name: str, tensor_dir: Path):
+def load_baseline(name: str, tensor_dir: Path, where: str = "--tensors"):
     """(baseline fitted on the training split, style names): baselines need ``train.npz``."""
     train = tensor_dir / "train.npz"
     if not train.exists():
-        raise CliError(f"baseline {name!r} is fitted on the training split, but {train} is missing: "
-                       "run dvc repro tensorize")
+        raise CliError(f"baseline {name!r} is fitted on the training split, but {train} is missing (tensors from "
+                       f"{where}); {paths.how_to_get('data/tensors')}, or point --tensors or $DNB_TENSORS at it")
     import models
     from dnb import data
 
@@ -95,18 +100,22 @@ def load_baseline(name: str, tensor_dir: Path):
     return baseline.fit(data.load_split(tensor_dir, "train")), list(info.style_names)
 
 
-def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors")):
-    """(model, style names) of a trained model or baseline; clear errors for unknown names and missing files."""
+def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors"), where: dict | None = None):
+    """(model, style names) of a trained model or baseline; clear errors for unknown names and missing files.
+    ``where`` says where each folder came from (``producer.paths.resolve``), for the messages."""
     import models
 
+    where = where or {}
     if models.is_baseline(name):
-        return load_baseline(name, tensor_dir)
+        return load_baseline(name, tensor_dir, where.get("tensors", "--tensors"))
     if name not in models.architectures():
         known = ", ".join(models.architectures() + list(models.baseline_classes()))
         raise CliError(f"unknown model {name!r}; known: {known}")
     path = checkpoint_dir / f"{name}.pt"
     if not path.exists():
-        raise CliError(f"missing checkpoint {path}; train it with: dvc repro train@{name}")
+        raise CliError(f"missing checkpoint {path} (checkpoints from {where.get('checkpoints', '--checkpoint-dir')}); "
+                       f"{paths.how_to_get(f'checkpoints/{name}.pt')}, or point --checkpoint-dir or "
+                       "$DNB_CHECKPOINTS at a folder of checkpoints")
     import torch
 
     from models.checkpoint import load_trained, read_checkpoint
@@ -122,25 +131,46 @@ def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/te
     return model, names
 
 
+MAX_WINDOWS = 5000  # 10,000 bars (5.5 hours at 120 bpm): guards memory against a corrupt end time
+READ_NOTES = {"sanitized": "out-of-range data bytes clamped", "repaired": "a truncated or damaged file: "
+              "only its readable part is used"}
+
+
 def read_input(path: Path):
     """(symusic score, windows) or a CliError. The score, in the file's own ticks, is
     also what the output is built from (no pretty_midi parse: 0.14 s on 100 bars)."""
     if not path.exists():
         raise CliError(f"no such file: {path}")
-    data = path.read_bytes()
+    score, note = read_score(path.read_bytes(), str(path))
+    if note:
+        print(f"dnb: note: {path}: {note}", file=sys.stderr)
+    return score, score_windows(score, str(path))
+
+
+def read_score(data: bytes, name: str):
+    """(symusic score, a note when the file needed more than a plain parse, else None) from
+    MIDI bytes, read by ``dnb.midi.read_midi`` (RMID, sanitizer, truncation repair)."""
+    from dnb.midi import Unreadable, read_midi
+
     try:
-        score = rep.load_score(data)
-    except Exception as err:  # symusic raises many types on malformed files
-        raise CliError(f"cannot read {path} as MIDI: {str(err)[:120]}") from None
+        score, how = read_midi(data)
+    except Unreadable as err:
+        raise CliError(f"cannot read {name} as MIDI: {err}") from None
     if int(score.tpq) <= 0:
-        raise CliError(f"cannot read {path} as MIDI: zero ticks per quarter")
+        raise CliError(f"cannot read {name} as MIDI: zero ticks per quarter")
+    return score, READ_NOTES.get(how)
+
+
+def score_windows(score, name: str):
+    """The 2-bar 4/4 windows of a score that has drums, or a CliError that says what is missing."""
     if not rep.pick_tracks(score)[0]:
-        raise CliError(f"no drums in {path}: no note on MIDI channel 10")
+        raise CliError(f"no drums in {name}: no note on MIDI channel 10")
+    if int(score.end()) // (rep.QUARTERS_PER_WINDOW * int(score.tpq)) > MAX_WINDOWS:
+        raise CliError(f"{name} is too long: more than {2 * MAX_WINDOWS} bars")
     try:
-        windows = rep.score_windows(score, with_bass=False)
+        return rep.score_windows(score, with_bass=False)
     except rep.NotFourFour:
-        raise CliError(f"no complete 2-bar 4/4 window in {path}") from None
-    return score, windows
+        raise CliError(f"no complete 2-bar 4/4 window in {name}") from None
 
 
 def window_chords(score, windows, text: str | None, per_bar: int) -> tuple[np.ndarray, str]:
@@ -194,20 +224,33 @@ def sample_windows(model, windows, key: int, styles: np.ndarray, program: int, k
     return out.cpu().numpy().astype(np.int64)
 
 
-def with_bass(score, windows, tokens: np.ndarray, program: int, markers: list | None = None):
+def with_bass(score, windows, tokens: np.ndarray, program: int, markers: list | None = None, velocity: str = "rule",
+              humanize_ms: float = 0.0, seed: int = 0):
     """A copy of ``score`` with only its drum tracks (the input's own notes, tempo map and
-    time signatures, in its own ticks) plus one bass track from ``tokens [W, 64]``.
+    time signatures, in its own ticks) plus one bass track from ``tokens [W, 64]``, its
+    velocities and timing from ``producer.dynamics`` (``velocity`` "rule" or "fixed",
+    ``humanize_ms`` of seeded jitter).
     symusic, not pretty_midi: writing 100 bars took 0.28 s with pretty_midi, 2 ms here."""
     import symusic
+
+    from producer import dynamics
 
     out = score.copy()  # deep
     bass = symusic.Track(name="bass (dnb generate)", program=program, is_drum=False)
     ticks_per_step = int(score.tpq) / rep.BASS_STEPS_PER_QUARTER
-    for start_tick, seq in zip(windows.start_ticks, tokens):
-        for start, end, pitch in rep.token_notes(seq):
-            on = int(round(start_tick + start * ticks_per_step))
-            off = int(round(start_tick + end * ticks_per_step))
-            bass.notes.append(symusic.Note(on, off - on, pitch, 100))
+    onsets, ends, pitches, levels, ticks_per_ms = [], [], [], [], []
+    for start_tick, seq, grid, bpm in zip(windows.start_ticks, tokens, windows.drums, windows.bpm):
+        notes = rep.token_notes(seq)
+        levels += dynamics.velocities(seq, grid, velocity)
+        for start, end, pitch in notes:
+            onsets.append(int(round(start_tick + start * ticks_per_step)))
+            ends.append(int(round(start_tick + end * ticks_per_step)))
+            pitches.append(pitch)
+            ticks_per_ms.append(int(score.tpq) * float(bpm) / 60000.0)
+    onsets, ends = dynamics.humanize(np.array(onsets), np.array(ends), np.array(ticks_per_ms), humanize_ms,
+                                     np.random.default_rng(seed))
+    for on, off, pitch, level in zip(onsets.tolist(), ends.tolist(), pitches, levels):
+        bass.notes.append(symusic.Note(on, off - on, pitch, level))
     out.tracks = [t for t in out.tracks if t.is_drum] + [bass]
     if markers:
         out.markers = markers
@@ -218,42 +261,114 @@ def output_paths(out: Path, k: int) -> list[Path]:
     return [out] if k == 1 else [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(k)]
 
 
-def generate(args: argparse.Namespace) -> list[Path]:
-    """The `generate` command; returns the files written."""
-    if args.samples < 1:
+@dataclass
+class Settings:
+    """One generation's choices, from the command line (``settings_of``) or the web page (``producer.serve``)."""
+
+    model: str
+    samples: int = 1
+    temperature: float = 1.0
+    mbr: int = 0
+    key: str | None = None
+    chords: str | None = None
+    chords_per_bar: int = 1
+    style: str | None = None
+    program: int = DEFAULT_PROGRAM
+    velocity: str = "rule"
+    humanize: float = 0.0
+    seed: int = 0
+    context: bool = False  # the page's "context" box: passed through, not used by the models yet
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)})
+
+
+def check(settings: Settings) -> int | None:
+    """Validate the settings that need no file (a CliError), and return the ``--key`` index or None."""
+    if settings.samples < 1:
         raise CliError("--samples must be >= 1")
-    if args.mbr and (args.mbr < 2 or args.samples != 1):
+    if settings.mbr and (settings.mbr < 2 or settings.samples != 1):
         raise CliError("--mbr N needs N >= 2 and writes one bass line: leave --samples at 1")
-    if not 0 <= args.program <= 127:
+    if not 0 <= settings.program <= 127:
         raise CliError("--program must be a GM program 0..127")
-    key = parse_key(args.key) if args.key else None
-    score, windows = read_input(Path(args.drums))
-    model, style_names = load_model(args.model, Path(args.checkpoint_dir), Path(args.tensors))
-    if args.chords_per_bar not in (1, 2):
+    if not 0 <= settings.humanize <= 100:
+        raise CliError("--humanize must be 0..100 ms")
+    return parse_key(settings.key) if settings.key else None
+
+
+@dataclass
+class Arrangement:
+    """The bass lines of one file: ``tokens [W, K, 64]`` for its windows, and what conditioned them."""
+
+    score: object
+    windows: rep.Windows
+    tokens: np.ndarray
+    settings: Settings
+    key: int
+    key_note: str
+    chord_note: str
+    markers: list | None
+
+    def midi(self, i: int):
+        """Variation ``i`` as a symusic score: the input's drums plus the bass line."""
+        s = self.settings
+        return with_bass(self.score, self.windows, self.tokens[:, i], s.program, self.markers, s.velocity, s.humanize,
+                         s.seed * 1000 + i)
+
+    def summary(self) -> str:
+        return (f"{len(self.windows.drums)} windows, key {self.key_note}, chords {self.chord_note}, "
+                f"model {self.settings.model}")
+
+
+def arrange(score, windows, model, style_names: list[str], settings: Settings, classifier: Path,
+            key: int | None = None) -> Arrangement:
+    """Condition (key, chords, drum style) and sample every window of a file: the work of
+    `dnb generate` between reading the input and writing files, shared with `dnb serve`."""
+    if settings.chords_per_bar not in (1, 2):
         raise CliError("--chords-per-bar must be 1 or 2")
-    chords, chord_note = window_chords(score, windows, args.chords, args.chords_per_bar)
+    chords, chord_note = window_chords(score, windows, settings.chords, settings.chords_per_bar)
     key_note = f"{rep.KEY_NAMES[key]} (--key)" if key is not None else None
-    if key is None and args.chords:
+    if key is None and settings.chords:
         from dnb.chords import key_from_chords
 
         key = key_from_chords(chords.reshape(-1))
         key_note = f"{rep.KEY_NAMES[key]} (implied by --chords)"
     if key is None:
         key, key_note = estimate_file_key(score)
-    styles = style_indices(windows.drums, args.style, style_names, Path(args.classifier))
-    draws = args.mbr or args.samples
-    tokens = sample_windows(model, windows, key, styles, args.program, draws, args.temperature, args.seed, chords)
+    styles = style_indices(windows.drums, settings.style, style_names, classifier)
+    draws = settings.mbr or settings.samples
+    tokens = sample_windows(model, windows, key, styles, settings.program, draws, settings.temperature, settings.seed,
+                            chords)
     markers = chord_markers(score, windows, chords) if (chords != 0).any() else None
-    if args.mbr:  # per window, the candidate closest (BLEU-4) to all the others: the most typical line
+    if settings.mbr:  # per window, the candidate closest (BLEU-4) to all the others: the most typical line
         from dnb.metrics import mbr_select
 
         tokens = mbr_select(tokens)[:, None]
+    return Arrangement(score, windows, tokens, settings, key, key_note, chord_note, markers)
+
+
+def resolve_paths(args: argparse.Namespace) -> dict[str, tuple[Path, str]]:
+    """{checkpoints, classifier, tensors: (path, where it came from)} (``producer.paths``)."""
+    return {kind: paths.resolve(kind, getattr(args, attr, None)) for kind, attr in
+            (("checkpoints", "checkpoint_dir"), ("classifier", "classifier"), ("tensors", "tensors"))}
+
+
+def generate(args: argparse.Namespace) -> list[Path]:
+    """The `generate` command; returns the files written."""
+    settings = settings_of(args)
+    key = check(settings)
+    score, windows = read_input(Path(args.drums))
+    found = resolve_paths(args)
+    where = {kind: origin for kind, (_, origin) in found.items()}
+    model, style_names = load_model(settings.model, found["checkpoints"][0], found["tensors"][0], where)
+    song = arrange(score, windows, model, style_names, settings, found["classifier"][0], key)
     out = Path(args.out) if args.out else Path(f"{Path(args.drums).stem}.{args.model}.mid")
     written = []
-    wavs = output_paths(Path(args.wav), args.samples) if args.wav else [None] * args.samples
-    for i, (mid_path, wav_path) in enumerate(zip(output_paths(out, args.samples), wavs)):
+    wavs = output_paths(Path(args.wav), settings.samples) if args.wav else [None] * settings.samples
+    for i, (mid_path, wav_path) in enumerate(zip(output_paths(out, settings.samples), wavs)):
         mid_path.parent.mkdir(parents=True, exist_ok=True)
-        with_bass(score, windows, tokens[:, i], args.program, markers).dump_midi(str(mid_path))
+        song.midi(i).dump_midi(str(mid_path))
         written.append(mid_path)
         if wav_path is not None:
             wav_path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,6 +377,5 @@ def generate(args: argparse.Namespace) -> list[Path]:
             except AudioError as err:
                 raise CliError(str(err)) from None
             written.append(wav_path)
-    print(f"{len(windows.drums)} windows, key {key_note}, chords {chord_note}, model {args.model}: "
-          f"wrote {', '.join(map(str, written))}")
+    print(f"{song.summary()}: wrote {', '.join(map(str, written))}")
     return written

@@ -1,20 +1,14 @@
 """The listening page on a tiny fixture, opened in headless Chromium: every player loads and plays."""
 
-import json
 import os
-import select
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import BROWSER, Browser
 
 from dnb import representation as rep
 from pipeline.demo import build_demo
-
-BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 
 
 def fixture_loops() -> list[dict]:
@@ -31,73 +25,13 @@ def fixture_loops() -> list[dict]:
     return loops
 
 
-class Browser:
-    """Headless Chromium driven over ``--remote-debugging-pipe`` (DevTools protocol, NUL-framed JSON on fds 3/4)."""
-
-    def __init__(self, profile: Path):
-        to_child_r, self.to_child = os.pipe()
-        self.from_child, from_child_w = os.pipe()
-
-        def fds():  # the child reads commands on fd 3 and writes answers on fd 4
-            read, write = os.dup(to_child_r), os.dup(from_child_w)  # above 4, so dup2 always copies
-            os.dup2(read, 3)  # (and makes the copy inheritable even if the pipe already was fd 3)
-            os.dup2(write, 4)
-
-        cmd = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--autoplay-policy=no-user-gesture-required",
-               "--allow-file-access-from-files", "--remote-debugging-pipe", "about:blank"]
-        # close_fds=False: subprocess would close 3 and 4 after preexec_fn; Python's own fds are close-on-exec
-        self.proc = subprocess.Popen(cmd, preexec_fn=fds, close_fds=False,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self.buffer, self.next_id = b"", 0
-
-    def call(self, method: str, session: str | None = None, **params) -> dict:
-        self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = session
-        os.write(self.to_child, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            while b"\0" in self.buffer:
-                raw, self.buffer = self.buffer.split(b"\0", 1)
-                answer = json.loads(raw)
-                if answer.get("id") == self.next_id:
-                    assert "error" not in answer, answer
-                    return answer["result"]
-            ready, _, _ = select.select([self.from_child], [], [], 1.0)
-            if ready:
-                chunk = os.read(self.from_child, 1 << 16)
-                assert chunk, "chromium closed the pipe"
-                self.buffer += chunk
-        raise TimeoutError(method)
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
-        os.close(self.to_child)
-        os.close(self.from_child)
-
-
 def run_selftest(page: Path, profile: Path) -> list[dict]:
     """Open the page, run its selftest() in real time, return its report."""
     browser = Browser(profile)
     try:
-        target = browser.call("Target.createTarget", url=page.resolve().as_uri())["targetId"]
-        session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        loaded = 'document.readyState === "complete" && typeof selftest === "function"'
-        for _ in range(200):  # the new target starts on about:blank before the page commits
-            state = browser.call("Runtime.evaluate", session, expression=loaded, returnByValue=True)
-            if state["result"].get("value") is True:
-                break
-            time.sleep(0.1)
-        done = browser.call("Runtime.evaluate", session, expression="selftest()", awaitPromise=True,
-                            returnByValue=True)
-        assert "exceptionDetails" not in done, done
-        return done["result"]["value"]
+        session = browser.open(page.resolve().as_uri(),
+                               'document.readyState === "complete" && typeof selftest === "function"')
+        return browser.evaluate(session, "selftest()", await_promise=True)
     finally:
         browser.close()
 
@@ -135,3 +69,23 @@ def test_pick_loops_prefers_distinct_songs_and_is_prefix_stable():
     assert len(set(six.tolist())) == 6 and not set(six.tolist()) & set(range(5))
     assert sorted(songs[six[:3]].tolist()) == [0, 1, 2]  # one per song first, then filled
     np.testing.assert_array_equal(pick_loops(tokens, drums, songs, 2, seed=0), six[:2])
+
+
+def test_each_loop_roll_has_its_own_number_and_pitch_labels(tmp_path: Path, monkeypatch):
+    """Every per-loop image of the page is titled with its loop's number; bass rows show E1 / E2 / E3."""
+    import pipeline.demo as demo
+    from pipeline.report import figures
+
+    drawn = []
+    monkeypatch.setattr(figures.plt, "close", lambda fig: drawn.append(fig))
+    monkeypatch.setattr(demo, "to_wav", lambda mid, wav, rate: Path(wav).write_bytes(b""))
+    monkeypatch.setattr(demo, "trim_wav", lambda path, seconds: None)
+    monkeypatch.setattr(demo, "encode", lambda wav, fmt: Path(wav))
+    build_demo(fixture_loops() + fixture_loops()[:1], tmp_path / "demo")
+    assert [fig.axes[0].get_title() for fig in drawn] == ["test loop 1", "test loop 2", "test loop 3"]
+    rows = drawn[0].axes[1:]  # real, ffnn, cnn
+    assert len(rows) == 3
+    for ax in rows:
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["E1", "E2", "E3"]
+        assert list(ax.get_yticks()) == [28, 40, 52]
+    assert drawn[0].axes[0].get_yticks().size == 0  # the drum row has no pitch axis

@@ -76,8 +76,10 @@ def setup(tmp_path_factory) -> Path:
 def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "dnb"
     head = [str(script)] if script.exists() else [sys.executable, "-m", "producer.cli"]
-    # this work tree's code, whatever checkout the editable install points at
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    # this work tree's code, whatever checkout the editable install points at; the test's checkpoints,
+    # not the repository's (which come before ./checkpoints: producer/paths.py)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "DNB_CHECKPOINTS": str(root / "checkpoints")}
     return subprocess.run(head + ["generate", *args], cwd=root, capture_output=True, text=True, timeout=120, env=env)
 
 

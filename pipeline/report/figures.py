@@ -22,11 +22,17 @@ from pipeline.report.names import display  # noqa: E402
 BAR_METRICS = [("bleu4", "BLEU-4"), ("onset_f1", "Onset F1"), ("perplexity", "Perplexity")]
 
 
-def draw_bass(ax, tokens: np.ndarray | None, label: str) -> None:
-    """Bass notes of one token sequence as bars on a 64-step x pitch axis."""
+PITCH_TICKS = {28: "E1", 40: "E2", 52: "E3"}  # the octaves of the folded bass range E1..D#4
+
+
+def draw_bass(ax, tokens: np.ndarray | None, label: str, pitch_labels: bool = True) -> None:
+    """Bass notes of one token sequence as bars on a 64-step x pitch axis (E1 / E2 / E3 ticks)."""
     ax.set_xlim(0, rep.BASS_STEPS)
     ax.set_ylim(rep.BASS_LOW - 1, rep.BASS_HIGH + 1)
-    ax.set_yticks([])
+    ax.set_yticks(list(PITCH_TICKS), list(PITCH_TICKS.values()) if pitch_labels else [])
+    ax.tick_params(axis="y", labelsize=5, length=2, pad=1)
+    for pitch in PITCH_TICKS:
+        ax.axhline(pitch, color="0.92", lw=0.4, zorder=0)
     ax.set_xticks([0, 16, 32, 48, 64])
     ax.tick_params(labelbottom=False, length=2)
     for x in (16, 32, 48):
@@ -48,20 +54,22 @@ def draw_drums(ax, grid: np.ndarray, label: str = "drums") -> None:
     ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
 
 
-def piano_rolls(batch: dict, samples: dict, path: Path) -> None:
-    """One column per loop: drum grid, real bass, then every model's bass."""
+def piano_rolls(batch: dict, samples: dict, path: Path, numbers: list[int] | None = None) -> None:
+    """One column per loop: drum grid, real bass, then every model's bass. ``numbers``: the
+    loops' numbers in the titles (default 1..n; the listening page draws one loop at a time)."""
     n = int(batch["drums"].shape[0])
+    numbers = list(range(1, n + 1)) if numbers is None else list(numbers)
     rows = ["real"] + list(samples)
     fig, axes = plt.subplots(len(rows) + 1, n, figsize=(7.0, 0.62 * (len(rows) + 1) + 0.4), squeeze=False)
     for j in range(n):
         draw_drums(axes[0, j], np.asarray(batch["drums"][j]), "drums" if j == 0 else "")
-        axes[0, j].set_title(f"test loop {j + 1}", fontsize=8)
+        axes[0, j].set_title(f"test loop {numbers[j]}", fontsize=8)
         for i, name in enumerate(rows):
             if name == "real":
                 seq = np.asarray(batch["tokens"][j])
             else:
                 seq = None if samples[name] is None else samples[name][j]
-            draw_bass(axes[i + 1, j], seq, display(name) if j == 0 else "")
+            draw_bass(axes[i + 1, j], seq, display(name) if j == 0 else "", pitch_labels=j == 0)
     fig.tight_layout(pad=0.3, h_pad=0.15, w_pad=0.3)
     fig.savefig(path, dpi=150)
     plt.close(fig)
