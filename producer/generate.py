@@ -108,8 +108,9 @@ def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/te
     where = where or {}
     if models.is_baseline(name):
         return load_baseline(name, tensor_dir, where.get("tensors", "--tensors"))
-    if name not in models.architectures():
-        known = ", ".join(models.architectures() + list(models.baseline_classes()))
+    run = name.startswith("ablation/")  # an ablation run, e.g. ablation/chords: the chord-conditioned transformer
+    if name not in models.architectures() and not run:
+        known = ", ".join(models.architectures() + list(models.baseline_classes()) + ["ablation/<tag>"])
         raise CliError(f"unknown model {name!r}; known: {known}")
     path = checkpoint_dir / f"{name}.pt"
     if not path.exists():
@@ -363,7 +364,7 @@ def generate(args: argparse.Namespace) -> list[Path]:
     where = {kind: origin for kind, (_, origin) in found.items()}
     model, style_names = load_model(settings.model, found["checkpoints"][0], found["tensors"][0], where)
     song = arrange(score, windows, model, style_names, settings, found["classifier"][0], key)
-    out = Path(args.out) if args.out else Path(f"{Path(args.drums).stem}.{args.model}.mid")
+    out = Path(args.out) if args.out else Path(f"{Path(args.drums).stem}.{args.model.replace('/', '-')}.mid")
     written = []
     wavs = output_paths(Path(args.wav), settings.samples) if args.wav else [None] * settings.samples
     for i, (mid_path, wav_path) in enumerate(zip(output_paths(out, settings.samples), wavs)):

@@ -265,3 +265,19 @@ def test_chords_from_the_file_or_from_chords_drive_a_chord_aware_model(setup, tm
     assert [m.text for m in markers] == ["C", "F", "G", "C", "F", "G", "C"]  # where the chord changes
     assert cli.main(base + ["--chords", "Am H7", "--out", str(tmp_path / "x.mid")]) == 2
     assert capsys.readouterr().err.startswith("dnb: error: --chords: ")
+
+
+def test_an_ablation_run_is_a_model_too(tmp_path):
+    """``--model ablation/chords`` loads checkpoints/ablation/chords.pt (whatever its architecture)."""
+    drum_song(tmp_path / "drums.mid")
+    params = {"hidden": 32, "dropout": 0.0, "conditioning": ["key", "chords"]}
+    info = DataInfo(n_styles=1, style_names=["rock"])
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ck" / "ablation" / "chords.pt", build("ffnn", params, info), "ffnn", params, info)
+    args = ["generate", str(tmp_path / "drums.mid"), "--model", "ablation/chords", "--checkpoint-dir",
+            str(tmp_path / "ck"), "--chords", "Am F C G", "--classifier", str(tmp_path / "none.npz")]
+    assert cli.main(args + ["--out", str(tmp_path / "a.mid")]) == 0
+    assert cli.main(args + ["--out", str(tmp_path / "b.mid"), "--chords", "E B"]) == 0
+    bass = [[(n.start, n.pitch) for i in pretty_midi.PrettyMIDI(str(tmp_path / f)).instruments if not i.is_drum
+             for n in i.notes] for f in ("a.mid", "b.mid")]
+    assert bass[0] and bass[0] != bass[1]  # the chords reach the model
