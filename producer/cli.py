@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")
     gen.add_argument("--wav", help="also render WAV with fluidsynth")
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     gen.add_argument("--checkpoint-dir", default="checkpoints")
     gen.add_argument("--classifier", default="data/style_classifier.npz")
     gen.add_argument("--tensors", default="data/tensors", help="baselines are fitted on its train split")

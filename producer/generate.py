@@ -1,7 +1,7 @@
 """`dnb generate`: write a bass line for any drum MIDI file with a trained model.
 
     dnb generate DRUMS.mid --model transformer [--samples K] [--temperature T] [--key Am]
-                 [--style funk] [--program 33] [--out OUT.mid] [--wav OUT.wav] [--seed S]
+                 [--style funk] [--program 33] [--out OUT.mid] [--wav OUT.wav] [--seed S] [--device auto]
 
 Every complete 2-bar 4/4 window of the input gets a bass line (windows in other
 metres are left without bass). Conditioning per window: tempo from the file's
@@ -9,7 +9,8 @@ tempo map; GM program ``--program`` (default 33, finger bass); key from ``--key`
 else estimated (Krumhansl-style, ``dnb.keys``) from the file's pitched notes when it
 has any, else C major; drum style from ``--style``, else the drum-style classifier's
 prediction for each window (as in training, where every pair carries the predicted
-style of its own drum grid).
+style of its own drum grid). A neural model samples on ``--device`` (``auto``: cuda, then
+mps, then cpu); baselines run on the CPU.
 
 The output keeps the ORIGINAL drum track(s) note for note (copied from the input,
 with its tempo map and time signatures) and adds one bass track. With ``--samples K``
@@ -95,8 +96,9 @@ def load_baseline(name: str, tensor_dir: Path):
     return baseline.fit(data.load_split(tensor_dir, "train")), list(info.style_names)
 
 
-def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors")):
-    """(model, style names) of a trained model or baseline; clear errors for unknown names and missing files."""
+def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors"), device="cpu"):
+    """(model, style names) of a trained model (on ``device``) or baseline; clear errors for unknown names and
+    missing files."""
     import models
 
     if models.is_baseline(name):
@@ -119,7 +121,7 @@ def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/te
         names = list(read_checkpoint(path).get("info", {}).get("style_names", []) or [])
     except Exception as err:  # a truncated or foreign file
         raise CliError(f"cannot load checkpoint {path}: {str(err)[:120]}") from None
-    return model, names
+    return model.to(device), names
 
 
 def read_input(path: Path):
@@ -183,14 +185,18 @@ def chord_markers(score, windows, chords: np.ndarray) -> list:
 
 def sample_windows(model, windows, key: int, styles: np.ndarray, program: int, k: int, temperature: float, seed: int,
                    chords: np.ndarray | None = None):
-    """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded."""
+    """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded, on the model's device."""
     import torch
+
+    from dnb.device import device_of, to_device
 
     batch = conditioning_batch(windows.drums, windows.bpm, program, key, styles, chords)
     if hasattr(model, "eval"):
         model.eval()
+    device = device_of(model)
     with torch.no_grad():
-        out = model.sample(batch, k=k, temperature=temperature, generator=torch.Generator().manual_seed(seed))
+        generator = torch.Generator(device=device).manual_seed(seed)
+        out = model.sample(to_device(batch, device), k=k, temperature=temperature, generator=generator)
     return out.cpu().numpy().astype(np.int64)
 
 
@@ -228,7 +234,13 @@ def generate(args: argparse.Namespace) -> list[Path]:
         raise CliError("--program must be a GM program 0..127")
     key = parse_key(args.key) if args.key else None
     score, windows = read_input(Path(args.drums))
-    model, style_names = load_model(args.model, Path(args.checkpoint_dir), Path(args.tensors))
+    from dnb.device import pick_device  # imports torch: after the cheap checks
+
+    try:
+        device = pick_device(args.device)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    model, style_names = load_model(args.model, Path(args.checkpoint_dir), Path(args.tensors), device)
     if args.chords_per_bar not in (1, 2):
         raise CliError("--chords-per-bar must be 1 or 2")
     chords, chord_note = window_chords(score, windows, args.chords, args.chords_per_bar)
