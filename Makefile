@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup reproduce test lint latex benchmark reproduce-large
+.PHONY: setup reproduce test lint latex benchmark reproduce-large push pull
 
 $(BIN)/dnb: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ reproduce: setup latex
 LARGE_CORPUS ?= ../shared/corpora/ultimate-midi.tar.gz
 reproduce-large: setup latex
 	$(BIN)/python -m dnb.profile large --corpus $(LARGE_CORPUS) | PATH=$(CURDIR)/$(BIN):$$PATH xargs -r $(BIN)/dvc exp run
+
+# The DVC remote (README, "Sharing data and checkpoints"): `make push` after `make reproduce` uploads the
+# cached outputs (data, checkpoints); on another machine `make pull` fetches them, and `dnb generate` runs
+# without training.
+push: setup
+	$(BIN)/dvc push
+
+pull: setup
+	$(BIN)/dvc pull
 
 test: setup
 	$(BIN)/ruff check .

@@ -58,9 +58,11 @@ def onset_probs_from_logits(logits: torch.Tensor) -> torch.Tensor:
 def sample_loop(
     step, state: State, size: int, temperature: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Ancestral sampling of ``size`` sequences of 64 tokens; temperature <= 0 is greedy."""
-    prev = torch.full((size,), BOS, dtype=torch.long)
-    out = torch.empty(size, rep.BASS_STEPS, dtype=torch.long)
+    """Ancestral sampling of ``size`` sequences of 64 tokens; temperature <= 0 is greedy.
+    Tokens live on the device of ``state`` (``generator`` must be on it too)."""
+    device = next(iter(state.values())).device
+    prev = torch.full((size,), BOS, dtype=torch.long, device=device)
+    out = torch.empty(size, rep.BASS_STEPS, dtype=torch.long, device=device)
     for t in range(rep.BASS_STEPS):
         logits, state = step(state, prev, t)
         if temperature <= 0:
@@ -76,11 +78,12 @@ def beam_loop(step, state: State, size: int, beam: int) -> torch.Tensor:
     """Beam search for the most likely sequence; ``state`` holds ``size * beam`` rows
     (example-major). No end token: every hypothesis has 64 steps. Returns [size, 64]."""
     vocab = rep.VOCAB_SIZE
-    scores = torch.full((size, beam), float("-inf"))
+    device = next(iter(state.values())).device
+    scores = torch.full((size, beam), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep only one alive
-    prev = torch.full((size * beam,), BOS, dtype=torch.long)
-    history = torch.empty(size, beam, 0, dtype=torch.long)
-    base = torch.arange(size).unsqueeze(1) * beam
+    prev = torch.full((size * beam,), BOS, dtype=torch.long, device=device)
+    history = torch.empty(size, beam, 0, dtype=torch.long, device=device)
+    base = torch.arange(size, device=device).unsqueeze(1) * beam
     for t in range(rep.BASS_STEPS):
         logits, state = step(state, prev, t)
         logp = F.log_softmax(logits.float(), dim=-1).view(size, beam, vocab)

@@ -2,14 +2,26 @@
 
 Everything downstream (training, evaluation, ``dnb generate``) talks to models only
 through ``BassGenerator``; a batch is the dict of ``dnb.schema.FIELDS``.
+
+``optimizer_step`` is the one optimiser step of every ``training_step``, data-parallel
+aware: zero_grad, backward, [average the gradients over the ranks], clip, step. On one
+process it is exactly zero_grad, backward, clip, step, so single-process numerics do not
+change. In a data-parallel run (``pipeline/train.py`` under ``torchrun``) each rank holds a
+slice of the global batch and its loss is a mean over that slice; the trainer declares the
+slice's share of the global batch with ``gradient_share``, and the gradients are
+all-reduced as ``sum_r share_r * grad_r``, the gradient of the global-batch mean, BEFORE
+clipping (the norm clipped is the global one) and before the step, so every rank takes the
+same step.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
+from torch import distributed as dist
 from torch import nn
 
 from dnb import representation as rep
@@ -80,12 +92,49 @@ def inference(model: nn.Module):
         model.train(was_training)
 
 
+_share: float | None = None  # this rank's share of the global batch (None: 1 / world size)
+
+
+@contextlib.contextmanager
+def gradient_share(share: float):
+    """Inside: ``optimizer_step`` weights this rank's gradients by ``share`` (its pairs /
+    the global batch's) in the all-reduce. No effect on one process."""
+    global _share
+    previous, _share = _share, float(share)
+    try:
+        yield
+    finally:
+        _share = previous
+
+
+def average_gradients(params: Iterable[nn.Parameter]) -> None:
+    """All-reduce the gradients of ``params`` over the ranks as ``sum_r share_r * grad_r``
+    (one flat buffer per dtype and device). No-op outside a process group of > 1 ranks.
+    Whether a parameter has a gradient must not depend on the rank's data (it does not in
+    ``models/``: an unused conditioning label is unused on every rank)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    share = 1.0 / dist.get_world_size() if _share is None else _share
+    buckets: dict[tuple, list[torch.Tensor]] = {}
+    for p in params:
+        if p.grad is not None:
+            buckets.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
+    for grads in buckets.values():
+        flat = torch.cat([g.reshape(-1) for g in grads]).mul_(share)
+        dist.all_reduce(flat)
+        for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(part.view_as(g))
+
+
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, max_grad_norm: float | None = None) -> None:
-    """zero_grad, backward, optional gradient-norm clipping over the optimizer's parameters, step."""
+    """zero_grad, backward, average the gradients over the ranks (data-parallel runs only),
+    optional gradient-norm clipping, step; averaged and clipped are the optimizer's parameters."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(params)
     if max_grad_norm is not None:
-        nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
+        nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
 
 

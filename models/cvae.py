@@ -113,7 +113,7 @@ class Cvae(NeuralBassModel):
         z = mu_q + (0.5 * lv_q).exp() * torch.randn_like(mu_q)
         prev = shift_right(tokens)
         if self.word_dropout > 0:
-            prev = prev.masked_fill(torch.rand(prev.shape) < self.word_dropout, BOS)
+            prev = prev.masked_fill(torch.rand(prev.shape, device=prev.device) < self.word_dropout, BOS)
         recon = token_nll_from_logits(self.net(enc, cond, z, prev), tokens).sum(1).mean()
         kl_dim = gaussian_kl(mu_q, lv_q, mu_p, lv_p)
         kl = kl_dim.sum(1).mean()
@@ -141,7 +141,7 @@ class Cvae(NeuralBassModel):
             samples = max(1, self.iw_samples)
             recon_steps, log_w = [], []
             for _ in range(samples):
-                z = mu_q + (0.5 * lv_q).exp() * torch.randn(mu_q.shape, generator=gen)
+                z = mu_q + (0.5 * lv_q).exp() * torch.randn(mu_q.shape, generator=gen).to(mu_q.device)
                 nll = token_nll_from_logits(self.net(enc, cond, z, prev), tokens)
                 recon_steps.append(nll)
                 log_w.append(-nll.sum(1) + gaussian_logpdf(z, mu_p, lv_p) - gaussian_logpdf(z, mu_q, lv_q))
@@ -166,7 +166,9 @@ class Cvae(NeuralBassModel):
         """Decoder state with z drawn from the prior (or its mean)."""
         enc, cond = self.encode(batch)
         mu_p, lv_p = self.prior(enc, cond)
-        z = mu_p if mean else mu_p + (0.5 * lv_p).exp() * torch.randn(mu_p.shape, generator=generator)
+        if mean:
+            return self.net.state(enc, cond, mu_p)
+        z = mu_p + (0.5 * lv_p).exp() * torch.randn(mu_p.shape, generator=generator, device=mu_p.device)
         return self.net.state(enc, cond, z)
 
     def sample(self, batch: dict, k: int = 1, temperature: float = 1.0, generator=None) -> torch.Tensor:
@@ -194,6 +196,6 @@ class Cvae(NeuralBassModel):
             prev = shift_right(batch["tokens"])
             probs = []
             for _ in range(max(4, self.iw_samples)):
-                z = mu_p + (0.5 * lv_p).exp() * torch.randn(mu_p.shape, generator=gen)
+                z = mu_p + (0.5 * lv_p).exp() * torch.randn(mu_p.shape, generator=gen).to(mu_p.device)
                 probs.append(onset_probs_from_logits(self.net(enc, cond, z, prev)))
             return torch.stack(probs).mean(0)

@@ -59,7 +59,7 @@ class Seq2Seq(nn.Module):
     def forward(self, enc, cond, extra, prev_tokens: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: decoder inputs [B, 64] (BOS-shifted) -> logits [B, 64, 38]."""
         aligned = enc[:, ALIGN]
-        x = self._inputs(prev_tokens, torch.arange(rep.BASS_STEPS), aligned, extra)
+        x = self._inputs(prev_tokens, torch.arange(rep.BASS_STEPS, device=prev_tokens.device), aligned, extra)
         out = self.decoder(x, self.initial(enc, cond, extra))[0]
         return self.head(self.drop(torch.cat([out, aligned], -1)))
 
@@ -72,7 +72,7 @@ class Seq2Seq(nn.Module):
 
     def step(self, state: State, prev: torch.Tensor, t: int) -> tuple[torch.Tensor, State]:
         aligned = state["enc"][:, int(ALIGN[t]) : int(ALIGN[t]) + 1]
-        steps = torch.full((1,), t, dtype=torch.long)
+        steps = torch.full((1,), t, dtype=torch.long, device=prev.device)
         x = self._inputs(prev.unsqueeze(1), steps, aligned, state.get("extra"))
         hc = (state["h"].transpose(0, 1).contiguous(), state["c"].transpose(0, 1).contiguous())
         out, (h, c) = self.decoder(x, hc)

@@ -53,7 +53,7 @@ class NoiseDropout(nn.Module):
             return x
         if self.generator is None:
             return F.dropout(x, self.p, training=True)
-        keep = torch.rand(x.shape, generator=self.generator) >= self.p
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
         return x * keep.to(x.dtype) / (1.0 - self.p)
 
 
@@ -197,5 +197,5 @@ class Pix2pix(NeuralBassModel):
         finally:
             for m in drops:
                 m.active, m.generator = False, None
-        tokens = rep.roll_to_tokens(probs.numpy(), self.threshold).astype(np.int64)
+        tokens = rep.roll_to_tokens(probs.cpu().numpy(), self.threshold).astype(np.int64)
         return torch.from_numpy(tokens).view(-1, k, rep.BASS_STEPS)

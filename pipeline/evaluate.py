@@ -19,6 +19,10 @@ BLEU-4 is scored twice: on the first sample at ``temperature`` (``bleu4``), and 
 the minimum-Bayes-risk choice among ``mbr_samples`` samples (``bleu4_mbr``, on the
 diversity rows), the decision rule that targets BLEU, applied alike to every
 system that samples.
+
+Neural models run on ``evaluate.device`` (``auto``: cuda, then mps, then cpu), their
+sampling generator on that device too; baselines always run on the CPU. The piano-roll
+samples (``pipeline.sampling``, shared with the demo) are drawn on the CPU.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tqdm import tqdm
 from dnb import data as dnb_data
 from dnb import metrics as M
 from dnb import representation as rep
+from dnb.device import device_of, pick_device, to_device
 from dnb.metrics import DIVERSITY, HARMONY, METRICS, MUSICAL
 from dnb.params import load_params
 from models import build
@@ -56,22 +61,24 @@ def _sample(gen, test: dict, params: dict, k: int, generator, label: str, want_s
     has_nll = has_probs = want_scores
     size = int(params["batch_size"])
     total = -(-dnb_data.batch_size_of(test) // size)
+    device = device_of(gen)
     for batch in tqdm(dnb_data.iterate_batches(test, size), total=total, desc=f"  {label}", leave=False,
                       file=sys.stderr):
-        out = gen.sample(batch, k=k, temperature=float(params["temperature"]), generator=generator)
+        inputs = to_device(batch, device)
+        out = gen.sample(inputs, k=k, temperature=float(params["temperature"]), generator=generator).cpu()
         expected = (dnb_data.batch_size_of(batch), k, rep.BASS_STEPS)
         if tuple(out.shape) != expected or int(out.min()) < 0 or int(out.max()) >= rep.VOCAB_SIZE:
             raise ValueError(f"sample() gave shape {tuple(out.shape)}, values {int(out.min())}..{int(out.max())}; "
                              f"expected {expected} tokens in 0..{rep.VOCAB_SIZE - 1}")
         samples.append(out.to(torch.uint8).numpy())
-        token_nll = gen.token_nll(batch) if has_nll else None
+        token_nll = gen.token_nll(inputs) if has_nll else None
         has_nll = token_nll is not None
         if has_nll:
-            nll.append(token_nll.double().numpy())
-        probs = gen.onset_probs(batch) if has_probs else None
+            nll.append(token_nll.double().cpu().numpy())
+        probs = gen.onset_probs(inputs) if has_probs else None
         has_probs = probs is not None
         if has_probs:
-            probs = probs.double().numpy()
+            probs = probs.double().cpu().numpy()
             bce.append(M.bce_stats(probs, batch["roll"].numpy()))
             poly.append(M.polyphony_stats(probs >= 0.5))
     return {
@@ -113,7 +120,7 @@ def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = Tr
     (``mbr``) the MBR choice ``[M, 64]`` among ``mbr_samples`` samples of those rows. The
     MBR pool extends the K diversity samples, so adding it leaves every other metric as is."""
     k = int(params["samples"])
-    generator = torch.Generator().manual_seed(int(params["seed"]))
+    generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
     torch.manual_seed(int(params["seed"]))
     if isinstance(gen, torch.nn.Module):
         gen.eval()
@@ -327,6 +334,7 @@ def main() -> None:
     names = {"models": list(everything["models"]), "baselines": list(everything["baselines"]),
              "ablations": list(everything["train"]["ablation"])}
     torch.set_num_threads(int(params.get("threads", 1)))
+    device = pick_device(params.get("device", "auto"))
     start = time.time()
     train, test = dnb_data.load_split(TENSORS, "train"), dnb_data.load_split(TENSORS, "test")
     all_pairs = dnb_data.batch_size_of(test)
@@ -346,7 +354,7 @@ def main() -> None:
                 write_json(OUT / f"{stem}.json", reports[stem])
                 continue
             else:
-                gen = load_trained(path)
+                gen = load_trained(path).to(device)
             report, frame, stats = evaluate_one(name, kind, gen, test, params, reference)
             frames.append(frame)
             if kind != "baseline" or name in params.get("compare_baselines", []):

@@ -20,6 +20,17 @@ large corpus a full pass is longer than the budget. Writes
 and ``dvclive/ablation/<tag>`` and the conditioning labels come from
 ``train.ablation[<tag>]`` unless ``--conditioning`` is given; ``train.ablation_params``
 overrides params of those runs only.
+
+``device`` (``auto``: cuda, then mps, then cpu; ``dnb.device``) is where the model and
+batches live; checkpoints are always written from CPU tensors. Under ``torchrun`` with
+``WORLD_SIZE`` > 1 the run is data-parallel (gloo on cpu, nccl on cuda): every rank draws
+the same global batches of ``batch_size`` pairs and trains on its contiguous slice, the
+gradients are averaged over ranks before each optimiser step (``models.base.optimizer_step``),
+so the run computes what one process does at the same global batch, up to float summation
+order (and the in-step noise: rank r's dropout, chord dropout and the cvae's z and word
+dropout come from its own seeded stream per epoch). Every rank validates on the whole
+validation split; rank 0's value drives early stopping and only rank 0 writes checkpoints,
+the resume file and dvclive.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -40,15 +52,26 @@ import torch
 from tqdm import tqdm
 
 from dnb.data import batch_size_of, data_info, iterate_batches, load_split, subset
+from dnb.device import (
+    from_rank0,
+    join_process_group,
+    leave_process_group,
+    object_from_rank0,
+    placement,
+    sum_over_ranks,
+    to_device,
+)
 from dnb.params import load_params
 from dnb.representation import VOCAB_SIZE
 from dnb.schema import FIELDS, DataInfo
 from models import architectures, build
+from models.base import gradient_share
 from models.checkpoint import atomic_save, plain, save_checkpoint
 
 # Params that change when a run stops, not what it computes: a resume file made
 # with other values of these is still valid (raise max_epochs and training continues).
-NOT_HASHED = ("max_epochs", "patience", "max_minutes", "threads")
+# (device: a run killed on one machine may continue on another, as with threads)
+NOT_HASHED = ("max_epochs", "patience", "max_minutes", "threads", "device")
 DATA_KEYS = tuple(k for k in FIELDS if k not in ("roll", "song"))  # what a model learns from
 VAL_BATCH = 512
 
@@ -92,26 +115,29 @@ def unigram_entropy(tokens: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def validate(model, data: dict) -> float:
+def validate(model, data: dict, device: torch.device | str = "cpu") -> float:
     """Pair-weighted mean of ``validation_loss`` over the split."""
     model.eval()
     total, n = 0.0, 0
     for batch in iterate_batches(data, VAL_BATCH):
         size = batch_size_of(batch)
-        total += float(model.validation_loss(batch)) * size
+        total += float(model.validation_loss(to_device(batch, device))) * size
         n += size
     return total / max(n, 1)
 
 
-def rng_state(shuffle: torch.Generator) -> dict:
+def rng_state(shuffle: torch.Generator, device: torch.device | None = None) -> dict:
     np_state = np.random.get_state()
     py_state = random.getstate()
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "shuffle": shuffle.get_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
         "python": [py_state[0], list(py_state[1]), py_state[2]],
     }
+    if device is not None and device.type == "cuda":  # dropout on the GPU draws from the device's generator
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
 def set_rng_state(state: dict, shuffle: torch.Generator) -> None:
@@ -121,6 +147,25 @@ def set_rng_state(state: dict, shuffle: torch.Generator) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def to_cpu(obj):
+    """``obj`` with every tensor on the CPU (the very same tensors when they are there already).
+    A dict keeps its type and a state dict its ``_metadata``, so a CPU resume file is saved as before."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        out = obj.copy()
+        for k, v in obj.items():
+            out[k] = to_cpu(v)
+        if hasattr(obj, "_metadata"):
+            out._metadata = obj._metadata
+        return out
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def load_resume(path: Path, fp: str) -> dict | None:
@@ -139,6 +184,41 @@ def load_resume(path: Path, fp: str) -> dict | None:
     return state
 
 
+def shard(batch: dict, rank: int, world: int) -> tuple[dict, int]:
+    """This rank's contiguous slice of a global batch and its number of pairs (the whole
+    batch on one process). With fewer pairs than ranks a rank gets one stand-in pair and
+    weight 0, so that it still joins the gradient all-reduce."""
+    n = batch_size_of(batch)
+    if world == 1:
+        return batch, n
+    lo, hi = rank * n // world, (rank + 1) * n // world
+    if hi == lo:
+        return subset(batch, slice(0, 1)), 0
+    return subset(batch, slice(lo, hi)), hi - lo
+
+
+def noise_seed(seed: int, epoch: int, rank: int) -> int:
+    """Seed of rank ``rank``'s in-step noise in ``epoch`` of a data-parallel run: ranks draw
+    independent dropout masks, and a resumed run draws the same ones as an uninterrupted one."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{epoch}/{rank}".encode()).digest()[:8], "little")
+
+
+class NoLive:
+    """What ranks other than 0 log to: nothing."""
+
+    def __init__(self):
+        self.summary: dict = {}
+
+    def log_metric(self, *args, **kwargs) -> None:
+        pass
+
+    def next_step(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
 def train(
     name: str,
     params: dict,
@@ -151,9 +231,10 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Train ``name`` and return a summary; the model at the best epoch is saved to
-    ``ckpt_path``. Same params and data -> same checkpoint, killed or not."""
-    from dvclive import Live
-
+    ``ckpt_path``. Same params and data -> same checkpoint, killed or not. Under torchrun
+    (``WORLD_SIZE`` > 1) joins the process group: see the module doc."""
+    device, rank, world = placement(params.get("device", "auto"))
+    join_process_group(device, world)
     ckpt_path, resume_path = Path(ckpt_path), Path(resume_path)
     seed = int(params["seed"])
     torch.set_num_threads(int(params.get("threads", 1)))
@@ -164,23 +245,29 @@ def train(
     val_data = cap_pairs(val_data, int(params.get("max_val_pairs", 0)), seed + 1)
     if batch_size_of(train_data) == 0 or batch_size_of(val_data) == 0:
         raise SystemExit(f"cannot train {name}: the train or validation split is empty")
-    model = build(name, params, info)
+    model = build(name, params, info).to(device)
     optimizers = model.configure_optimizers(float(params["lr"]))
     shuffle = torch.Generator().manual_seed(seed)
     fp = fingerprint(name, params, train_data, val_data)
     st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None}
     max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
-    resumed = load_resume(resume_path, fp)
+    resumed = load_resume(resume_path, fp) if rank == 0 else None
     if resumed is not None and resumed["epoch"] > max_epochs:  # cannot rewind: start over
         print(f"ignoring {resume_path}: it is past max_epochs = {max_epochs}", file=sys.stderr)
         resumed = None
+    resumed = object_from_rank0(resumed, device)  # every rank continues from rank 0's state
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         for opt, opt_state in zip(optimizers, resumed["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
         set_rng_state(resumed["rng"], shuffle)
         st.update({k: resumed[k] for k in st})
-    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
+    if rank == 0:
+        from dvclive import Live
+
+        live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
+    else:
+        live = NoLive()
     for row in st["history"]:  # DVC deleted the old dvclive dir: replay it
         for key, value in row.items():
             live.log_metric(key, value)
@@ -193,16 +280,18 @@ def train(
         desc=f"train {name}",
         initial=st["epoch"],
         total=max_epochs,
-        disable=not progress,
+        disable=not progress or rank != 0,
     )
     for epoch in bar:
         if st["bad"] >= patience:
             reason = "early_stopping"
             break
-        if time.monotonic() - started > budget:
+        if from_rank0(time.monotonic() - started > budget, device):  # rank 0's clock decides for all
             reason = "max_minutes"
             break
         model.train()
+        if world > 1:
+            torch.manual_seed(noise_seed(seed, epoch, rank))
         # The wall budget is checked between epochs only: a half epoch would make the
         # result depend on machine speed (and a resumed run diverge from an uninterrupted one).
         sums, seen = defaultdict(float), 0
@@ -211,11 +300,16 @@ def train(
         # corpus a full pass is longer than the budget, and early stopping acts between epochs
         batches = iterate_batches(train_data, int(params["batch_size"]), True, shuffle, limit=epoch_pairs)
         for batch in batches:
-            size = batch_size_of(batch)
-            for key, value in model.training_step(batch, optimizers, epoch).items():
+            part, size = shard(batch, rank, world)
+            with gradient_share(size / batch_size_of(batch)):
+                step = model.training_step(to_device(part, device), optimizers, epoch)
+            for key, value in step.items():
                 sums[key] += value * size
             seen += size
-        val = validate(model, val_data)
+        if world > 1:  # the epoch's sums over every rank's pairs
+            *totals, seen = sum_over_ranks([*sums.values(), seen], device)
+            sums = defaultdict(float, zip(sums, totals, strict=True))
+        val = from_rank0(validate(model, val_data, device), device)
         row = {"train_loss": sums.pop("loss") / seen, "val_loss": val, **{k: v / seen for k, v in sums.items()}}
         for key, value in row.items():
             live.log_metric(key, value)
@@ -225,21 +319,25 @@ def train(
         if val < st["best"]:
             st.update(best=val, best_epoch=epoch + 1, bad=0)
             st["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            save_checkpoint(ckpt_path, model, name, params, info, {"epoch": epoch + 1, "val_loss": val})
+            if rank == 0:
+                save_checkpoint(ckpt_path, model, name, params, info, {"epoch": epoch + 1, "val_loss": val})
         else:
             st["bad"] += 1
         st["elapsed"] = time.monotonic() - started
         bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}", best=f"{st['best']:.3f}")
-        atomic_save(
-            {
-                **st,
-                "fingerprint": fp,
-                "model": model.state_dict(),
-                "optimizers": [opt.state_dict() for opt in optimizers],
-                "rng": rng_state(shuffle),
-            },
-            resume_path,
-        )
+        if rank == 0:
+            atomic_save(
+                to_cpu(
+                    {
+                        **st,
+                        "fingerprint": fp,
+                        "model": model.state_dict(),
+                        "optimizers": [opt.state_dict() for opt in optimizers],
+                        "rng": rng_state(shuffle, device),
+                    }
+                ),
+                resume_path,
+            )
     else:
         if st["bad"] >= patience:
             reason = "early_stopping"
@@ -255,7 +353,8 @@ def train(
         "wall_seconds": round(st["elapsed"], 2),
     }
     extra = {**summary, "stopped": reason, "conditioning": params.get("conditioning", [])}
-    save_checkpoint(ckpt_path, model, name, params, info, extra)
+    if rank == 0:
+        save_checkpoint(ckpt_path, model, name, params, info, extra)
     live.summary.update(summary)
     live.end()
     model.eval()
@@ -298,7 +397,9 @@ def main(argv: list[str] | None = None) -> None:
         Path("dvclive") / stem,
     )
     result.pop("model")
-    print(json.dumps({"model": args.model, "tag": args.tag, **result}, indent=1))
+    leave_process_group()
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({"model": args.model, "tag": args.tag, **result}, indent=1))
 
 
 if __name__ == "__main__":

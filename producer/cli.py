@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", help="output MIDI (default <input stem>.<model>.mid)")
     gen.add_argument("--wav", help="also render WAV with fluidsynth")
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     where = "default: $%s, else the installed repository's %s, else ./%s"
     gen.add_argument("--checkpoint-dir", help=where % ("DNB_CHECKPOINTS", "checkpoints/", "checkpoints"))
     gen.add_argument("--classifier", help=where % ("DNB_CLASSIFIER", "data/style_classifier.npz",

@@ -100,9 +100,10 @@ def load_baseline(name: str, tensor_dir: Path, where: str = "--tensors"):
     return baseline.fit(data.load_split(tensor_dir, "train")), list(info.style_names)
 
 
-def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors"), where: dict | None = None):
-    """(model, style names) of a trained model or baseline; clear errors for unknown names and missing files.
-    ``where`` says where each folder came from (``producer.paths.resolve``), for the messages."""
+def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/tensors"), where: dict | None = None,
+               device="cpu"):
+    """(model on ``device``, style names) of a trained model, or (baseline, style names); clear errors for unknown
+    names and missing files. ``where`` says where each folder came from (``producer.paths.resolve``)."""
     import models
 
     where = where or {}
@@ -129,7 +130,7 @@ def load_model(name: str, checkpoint_dir: Path, tensor_dir: Path = Path("data/te
         names = list(read_checkpoint(path).get("info", {}).get("style_names", []) or [])
     except Exception as err:  # a truncated or foreign file
         raise CliError(f"cannot load checkpoint {path}: {str(err)[:120]}") from None
-    return model, names
+    return model.to(device), names
 
 
 MAX_WINDOWS = 5000  # 10,000 bars (5.5 hours at 120 bpm): guards memory against a corrupt end time
@@ -214,14 +215,18 @@ def chord_markers(score, windows, chords: np.ndarray) -> list:
 
 def sample_windows(model, windows, key: int, styles: np.ndarray, program: int, k: int, temperature: float, seed: int,
                    chords: np.ndarray | None = None):
-    """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded."""
+    """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded, on the model's device."""
     import torch
+
+    from dnb.device import device_of, to_device
 
     batch = conditioning_batch(windows.drums, windows.bpm, program, key, styles, chords)
     if hasattr(model, "eval"):
         model.eval()
+    device = device_of(model)
     with torch.no_grad():
-        out = model.sample(batch, k=k, temperature=temperature, generator=torch.Generator().manual_seed(seed))
+        generator = torch.Generator(device=device).manual_seed(seed)
+        out = model.sample(to_device(batch, device), k=k, temperature=temperature, generator=generator)
     return out.cpu().numpy().astype(np.int64)
 
 
@@ -278,6 +283,7 @@ class Settings:
     velocity: str = "rule"
     humanize: float = 0.0
     seed: int = 0
+    device: str = "auto"  # neural models sample here (dnb.device.pick_device); baselines on the CPU
     context: bool = False  # the page's "context" box: passed through, not used by the models yet
 
 
@@ -362,7 +368,13 @@ def generate(args: argparse.Namespace) -> list[Path]:
     score, windows = read_input(Path(args.drums))
     found = resolve_paths(args)
     where = {kind: origin for kind, (_, origin) in found.items()}
-    model, style_names = load_model(settings.model, found["checkpoints"][0], found["tensors"][0], where)
+    from dnb.device import pick_device  # imports torch: after the cheap checks
+
+    try:
+        device = pick_device(settings.device)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    model, style_names = load_model(settings.model, found["checkpoints"][0], found["tensors"][0], where, device)
     song = arrange(score, windows, model, style_names, settings, found["classifier"][0], key)
     out = Path(args.out) if args.out else Path(f"{Path(args.drums).stem}.{args.model.replace('/', '-')}.mid")
     written = []

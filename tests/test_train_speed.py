@@ -1,0 +1,57 @@
+"""benchmarks/train_speed.py in its quick mode on one small model: the table has its columns and
+positive numbers (no timing is asserted)."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import torch
+
+from dnb.schema import DataInfo
+
+SPEC = importlib.util.spec_from_file_location(
+    "train_speed", Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+)
+train_speed = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(train_speed)
+
+SECTION = {
+    "common": {"seed": 0, "batch_size": 8, "lr": 0.001, "max_epochs": 3, "max_minutes": 1.0, "epoch_pairs": 0,
+               "max_train_pairs": 0, "conditioning": ["tempo", "key"]},
+    "ffnn": {"hidden": 16, "dropout": 0.0},
+}
+
+
+def test_quick_mode_table_has_the_columns_and_positive_numbers():
+    knobs = {k: train_speed.QUICK[k] for k in ("steps", "warmup", "mm_reps")}
+    threads = torch.get_num_threads()
+    peaks, rows = train_speed.measure(SECTION, ["ffnn"], DataInfo(n_styles=3), train_pairs=100,
+                                      extra_batch_sizes=(4,), mm_size=64, bf16=True, **knobs)
+    assert torch.get_num_threads() == threads  # restored
+    assert set(peaks) == {1, 2} and all(p > 0 for p in peaks.values())
+    assert [(r["batch"], r["configured"]) for r in rows] == [(4, False), (8, True)]
+    for r in rows:
+        assert r["flops_per_pair"] > 0 and r["params"] > 0 and r["epoch_pairs"] == 100
+        for key in ("pairs_s_1", "pairs_s_2", "peak_1", "peak_2", "bf16_1", "bf16_2"):
+            assert math.isfinite(r[key]) and r[key] > 0, key
+    lines = train_speed.table(rows, bf16=True).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert head == ["model", "batch", "params", "MFLOP/pair", "pairs/s 1T", "pairs/s 2T", "2T/1T", "of mm peak 1T",
+                    "of mm peak 2T", "s/epoch 1T", "budget used 1T", "bf16/fp32 1T", "bf16/fp32 2T"]
+    assert len(lines) == 2 + len(rows)
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == len(head)
+        numbers = [float(c.rstrip("%Mk")) for c in cells[1:] if c != "-"]
+        assert len(numbers) >= len(head) - 2 and all(v > 0 for v in numbers)
+
+
+def test_lstm_flops_are_counted():
+    """The LSTM's CPU kernel (mkldnn_rnn_layer) has no FlopCounterMode formula: without the
+    benchmark's own, an LSTM model would count only its linear layers."""
+    lstm = torch.nn.LSTM(10, 6, batch_first=True)
+    x = torch.randn(3, 5, 10)
+    with torch.utils.flop_counter.FlopCounterMode(display=False, custom_mapping=train_speed.RNN_FORMULAS) as fc:
+        lstm(x)[0].sum().backward()
+    forward = 2 * 3 * 5 * 4 * 6 * (10 + 6)
+    assert fc.get_total_flops() == 3 * forward  # backward: twice the forward matmuls
