@@ -73,14 +73,9 @@ def best_rows(rows: dict[str, dict], metric: str, reference: dict | None) -> set
     return {n for n, s in score.items() if round(s, digits) == round(target, digits)}
 
 
-def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, reference: dict | None = None,
-          first: str = "Model", groups: dict[str, str] | None = None, missing: set[str] | None = None) -> str:
-    """A booktabs table: one row per entry of ``rows`` (name -> metrics dict), best in bold.
-    ``reference`` adds a final real-bass row; ``groups`` (name -> group) draws a rule between groups;
-    ``missing`` rows (not evaluated, e.g. no checkpoint) are labelled so."""
-    bold = {c: best_rows(rows, c, reference) for c in columns}
-    spec = "l" + "r" * len(columns)
-    lines = [
+def table_head(caption: str, label: str, spec: str) -> list[str]:
+    """The opening lines of every results table: float, caption, label, shrink-to-fit, tabular, top rule."""
+    return [
         r"\begin{table}[tbp]",
         r"\centering\footnotesize",
         rf"\caption{{{caption}}}",
@@ -88,6 +83,17 @@ def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, r
         r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
+    ]
+
+
+def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, reference: dict | None = None,
+          first: str = "Model", groups: dict[str, str] | None = None, missing: set[str] | None = None) -> str:
+    """A booktabs table: one row per entry of ``rows`` (name -> metrics dict), best in bold.
+    ``reference`` adds a final real-bass row; ``groups`` (name -> group) draws a rule between groups;
+    ``missing`` rows (not evaluated, e.g. no checkpoint) are labelled so."""
+    bold = {c: best_rows(rows, c, reference) for c in columns}
+    lines = [
+        *table_head(caption, label, "l" + "r" * len(columns)),
         " & ".join([first] + [METRICS[c].label for c in columns]) + r" \\",
         r"\midrule",
     ]
@@ -132,13 +138,7 @@ def quality_table(comparisons: dict, baselines: list[str], metrics: list[str], c
     the interval lies entirely on the better side. Rows without any number are left out."""
     columns = [(b, m) for b in baselines for m in metrics]
     lines = [
-        r"\begin{table}[tbp]",
-        r"\centering\footnotesize",
-        rf"\caption{{{caption}}}",
-        rf"\label{{{label}}}",
-        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
-        rf"\begin{{tabular}}{{l{'r' * len(columns)}}}",
-        r"\toprule",
+        *table_head(caption, label, "l" + "r" * len(columns)),
         " & ".join(["Model"] + [rf"\multicolumn{{{len(metrics)}}}{{c}}{{$-$ {display(b)}}}"
                                 for b in baselines]) + r" \\",
         "".join(rf"\cmidrule(lr){{{2 + i * len(metrics)}-{1 + (i + 1) * len(metrics)}}}"
