@@ -178,8 +178,12 @@ class Knn(Baseline):
         self._cache = (batch["drums"], result)
         return result
 
+    def _neighbour_tokens(self, batch, index: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[B, k, 64]`` of the training pairs ``index [B, k]`` (as they are: chord_knn moves them)."""
+        return self.tokens[index]
+
     def _token_probs(self, batch) -> torch.Tensor:
-        nb_tokens = self.tokens[self.neighbours(batch)]  # [B, k, 64]
+        nb_tokens = self._neighbour_tokens(batch, self.neighbours(batch))  # [B, k, 64]
         counts = torch.nn.functional.one_hot(nb_tokens, rep.VOCAB_SIZE).sum(1).double() + self.add_k
         return (counts / counts.sum(-1, keepdim=True)).float()
 
@@ -194,7 +198,7 @@ class Knn(Baseline):
         nb = self.neighbours(batch)
         pick = torch.randint(0, nb.shape[1], (len(nb), k), generator=generator)
         pick[:, 0] = 0
-        return self.tokens[torch.gather(nb, 1, pick)]
+        return self._neighbour_tokens(batch, torch.gather(nb, 1, pick))
 
 
 class ChordKnn(Knn):
@@ -218,17 +222,6 @@ class ChordKnn(Knn):
         halves = self.tokens[index].reshape(*index.shape, ch.HALF_BARS, -1).numpy()
         moved = rep.transpose_tokens(halves, shift.numpy())
         return torch.as_tensor(moved.reshape(*index.shape, rep.BASS_STEPS).astype(np.int64))
-
-    def _token_probs(self, batch) -> torch.Tensor:
-        nb_tokens = self._neighbour_tokens(batch, self.neighbours(batch))
-        counts = torch.nn.functional.one_hot(nb_tokens, rep.VOCAB_SIZE).sum(1).double() + self.add_k
-        return (counts / counts.sum(-1, keepdim=True)).float()
-
-    def sample(self, batch, k=1, temperature=1.0, generator=None):
-        nb = self.neighbours(batch)
-        pick = torch.randint(0, nb.shape[1], (len(nb), k), generator=generator)
-        pick[:, 0] = 0
-        return self._neighbour_tokens(batch, torch.gather(nb, 1, pick))
 
 
 class RootOnKick(Baseline):

@@ -87,10 +87,10 @@ def table_head(caption: str, label: str, spec: str) -> list[str]:
 
 
 def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, reference: dict | None = None,
-          first: str = "Model", groups: dict[str, str] | None = None, missing: set[str] | None = None) -> str:
+          first: str = "Model", groups: dict[str, str] | None = None) -> str:
     """A booktabs table: one row per entry of ``rows`` (name -> metrics dict), best in bold.
-    ``reference`` adds a final real-bass row; ``groups`` (name -> group) draws a rule between groups;
-    ``missing`` rows (not evaluated, e.g. no checkpoint) are labelled so."""
+    ``reference`` adds a final real-bass row; ``groups`` (name -> group) draws a rule between groups.
+    Every row was evaluated: ``tables.load_results`` refuses a missing or failed file."""
     bold = {c: best_rows(rows, c, reference) for c in columns}
     lines = [
         *table_head(caption, label, "l" + "r" * len(columns)),
@@ -107,7 +107,7 @@ def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, r
         for c in columns:
             text = cell(entry(metrics, c), METRICS[c].digits)
             cells.append(rf"\textbf{{{text}}}" if name in bold[c] and text != "n/a" else text)
-        label = display(name) + (" (not evaluated)" if name in (missing or set()) else "")
+        label = display(name)
         lines.append(" & ".join([label] + cells) + r" \\")
     if reference is not None:
         lines.append(r"\midrule")
