@@ -11,7 +11,14 @@ fields. Adding a conditioning label or a batch field is one entry in ``FIELDS``:
     key     int64   [B]           0..23 (tonic + 12 * minor)
     style   int64   [B]           drum style predicted from the drums (index into meta.json "styles")
     chords  int64   [B, 4]        chord label per half bar (``dnb.chords``; 0 = N), from the non-bass tracks
+    prev_tokens int64 [B, 64]     bass tokens of the previous 2-bar window of the song (zeros without one)
+    prev_drums float32 [B, 32, 14] drum grid of the previous window (zeros without one)
+    has_prev int64  [B]           1 when the previous window is contiguous (same 4/4 stretch) and exists
+    position int64  [B]           window index within the song (counted over all its 4/4 windows)
     song    int64   [B]           song index (the unit of the song-level bootstrap)
+
+The previous window serves as context even when its own pair was dropped (too sparse, absurd
+tempo): it is read from the song, not from the kept pairs.
 
 "style" is the drum style a classifier predicts from a drum grid; the first folder of a
 corpus path is the folder *genre* of a song, a different thing (never a model input).
@@ -53,9 +60,16 @@ FIELDS: dict[str, Field] = {
     "key": Field("int64", np.int64, (), "tonic + 12 * minor"),
     "style": Field("int64", np.int64, (), "predicted drum style index"),
     "chords": Field("int64", np.uint8, (HALF_BARS,), "chord label per half bar, 0 = N"),
+    "prev_tokens": Field("int64", np.uint8, (rep.BASS_STEPS,), "bass tokens of the previous window"),
+    "prev_drums": Field("float32", np.uint8, (rep.DRUM_STEPS, rep.DRUM_CLASSES), "drum grid of the previous window"),
+    "has_prev": Field("int64", np.uint8, (), "1 when the previous window exists and is contiguous"),
+    "position": Field("int64", np.int64, (), "window index within the song"),
     "song": Field("int64", np.int64, (), "song index"),
 }
-LABELS = ("tempo", "program", "key", "style", "chords")  # the conditioning labels a model may be given
+# The conditioning inputs a model may be given; "previous" is the previous window (prev_tokens,
+# prev_drums, has_prev), taken only by the architectures that declare ``takes_previous``.
+LABELS = ("tempo", "program", "key", "style", "chords", "previous")
+CONTEXT = ("prev_tokens", "prev_drums", "has_prev")  # the fields of "previous"
 
 
 class Batch(TypedDict):
@@ -69,6 +83,10 @@ class Batch(TypedDict):
     key: torch.Tensor
     style: torch.Tensor
     chords: torch.Tensor
+    prev_tokens: torch.Tensor
+    prev_drums: torch.Tensor
+    has_prev: torch.Tensor
+    position: torch.Tensor
     song: torch.Tensor
 
 
@@ -116,10 +134,10 @@ def program_of(index: int) -> int:
 
 def conditioning_batch(
     drums: np.ndarray, bpm: np.ndarray, program: int, key: int | np.ndarray, style: np.ndarray,
-    chords: np.ndarray | None = None,
+    chords: np.ndarray | None = None, position: np.ndarray | None = None,
 ) -> Batch:
     """The batch of windows cut from a MIDI file (no targets: tokens and roll are zeros; no
-    chords given: every half bar N)."""
+    chords given: every half bar N; no previous window: ``with_previous`` fills it in)."""
     n = len(drums)
     arrays = {
         "drums": drums,
@@ -130,6 +148,21 @@ def conditioning_batch(
         "key": np.full(n, key, dtype=np.int64) if np.ndim(key) == 0 else np.asarray(key, dtype=np.int64),
         "style": style,
         "chords": np.zeros((n, HALF_BARS), dtype=np.int64) if chords is None else chords,
+        "prev_tokens": np.zeros((n, rep.BASS_STEPS), dtype=np.uint8),
+        "prev_drums": np.zeros((n, rep.DRUM_STEPS, rep.DRUM_CLASSES), dtype=np.uint8),
+        "has_prev": np.zeros(n, dtype=np.uint8),
+        "position": np.arange(n, dtype=np.int64) if position is None else np.asarray(position, dtype=np.int64),
         "song": np.zeros(n, dtype=np.int64),
     }
     return to_batch(arrays)
+
+
+def previous_rows(start_ticks: np.ndarray, window_ticks: int) -> np.ndarray:
+    """``[W]`` row of each window's previous window, -1 where it has none: the window just
+    before it in the list when that one ends where it starts (the same 4/4 stretch)."""
+    start_ticks = np.asarray(start_ticks, dtype=np.int64)
+    prev = np.full(len(start_ticks), -1, dtype=np.int64)
+    if len(start_ticks) > 1:
+        follows = np.diff(start_ticks) == int(window_ticks)
+        prev[1:] = np.where(follows, np.arange(len(start_ticks) - 1), -1)
+    return prev

@@ -54,8 +54,14 @@ def model_class(name: str) -> type:
 
 
 def build(name: str, params: dict, info: DataInfo) -> BassGenerator:
-    """Instantiate the model or baseline registered under ``name``."""
-    return model_class(name)(params, info)
+    """Instantiate the model or baseline registered under ``name``; a clear error when its
+    conditioning asks for the previous window and the architecture cannot take it."""
+    cls = model_class(name)
+    if "previous" in (params.get("conditioning") or []) and not cls.can_take_previous:
+        takers = [n for n in architectures() if model_class(n).can_take_previous]
+        raise ValueError(f"{name} cannot take the previous window: remove 'previous' from its conditioning "
+                         f"(architectures that take it: {', '.join(takers)})")
+    return cls(params, info)
 
 
 __all__ = ["BassGenerator", "DataInfo", "NeuralBassModel", "architectures", "baseline_classes", "build", "model_class"]

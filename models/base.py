@@ -36,11 +36,18 @@ class BassGenerator:
       tokens (pix2pix). ``nll_is_bound`` says whether it is an upper bound (VAE).
     * ``onset_probs``: onset probabilities ``[B, 64, 36]`` for the roll BCE, or
       ``None``.
+
+    ``takes_previous``: the system reads the previous window (``prev_tokens``, ``prev_drums``,
+    ``has_prev``); ``sample_song`` then feeds it its own previous output. An architecture
+    that can take it sets ``can_take_previous`` and takes it when ``previous`` is among its
+    conditioning labels.
     """
 
     name: str = "base"
     deterministic: bool = False  # True: all K samples are identical by design
     nll_is_bound: bool = False
+    can_take_previous: bool = False
+    takes_previous: bool = False
 
     def sample(self, batch: dict, k: int = 1, temperature: float = 1.0, generator=None) -> torch.Tensor:
         raise NotImplementedError
@@ -177,3 +184,44 @@ class StepwiseTokenModel(NeuralBassModel):
         probs = F.softmax(logits / temperature, dim=-1).reshape(-1, rep.VOCAB_SIZE)
         draws = torch.multinomial(probs, k, replacement=True, generator=generator)
         return draws.view(size, rep.BASS_STEPS, k).permute(0, 2, 1).contiguous()
+
+
+def sample_song(
+    model: BassGenerator, batch: dict, previous_row, k: int = 1, temperature: float = 1.0, generator=None,
+    context: bool = True,
+) -> torch.Tensor:
+    """Free running: K lines ``[W, K, 64]`` for the W windows of ``batch``, each window
+    conditioned on the line the model itself wrote for its previous window, as a song is
+    written. ``previous_row [W]`` (``dnb.schema.previous_rows``): the row whose output is a
+    window's context, -1 where a window starts a song or a stretch; several songs may share
+    one batch (rows of equal depth in their chains are sampled together). The real
+    ``prev_tokens`` of ``batch`` are never read. A system that does not take the previous
+    window, or ``context=False``, samples every window independently (no context at all)."""
+    previous_row = torch.as_tensor(previous_row, dtype=torch.long).cpu()
+    size = int(batch["drums"].shape[0])
+    if not (context and model.takes_previous):
+        cleared = {**batch, "has_prev": torch.zeros_like(batch["has_prev"])}
+        return model.sample(cleared, k=k, temperature=temperature, generator=generator)
+    depth = torch.zeros(size, dtype=torch.long)
+    for row in range(size):  # chains point backwards: one pass in row order when rows are in song order
+        parent = int(previous_row[row])
+        if parent >= row:
+            raise ValueError("previous_row must point to an earlier row (windows in song order)")
+        depth[row] = depth[parent] + 1 if parent >= 0 else 0
+    device = batch["drums"].device
+    out = torch.zeros(size, k, rep.BASS_STEPS, dtype=torch.long, device=device)
+    drums = batch["drums"]
+    for level in range(int(depth.max()) + 1 if size else 0):
+        rows = torch.nonzero(depth == level).squeeze(1)
+        parents = previous_row[rows]
+        part = {name: value[rows.to(value.device)].repeat_interleave(k, dim=0) for name, value in batch.items()}
+        has = (parents >= 0).repeat_interleave(k).to(device)
+        safe = parents.clamp(min=0).to(device)
+        part["prev_tokens"] = torch.where(has[:, None], out[safe].reshape(-1, rep.BASS_STEPS), 0).to(
+            batch["prev_tokens"].dtype)
+        part["prev_drums"] = torch.where(has[:, None, None], drums[safe].repeat_interleave(k, dim=0), 0).to(
+            batch["prev_drums"].dtype)
+        part["has_prev"] = has.to(batch["has_prev"].dtype)
+        lines = model.sample(part, k=1, temperature=temperature, generator=generator)[:, 0]  # [R * k, 64]
+        out[rows.to(device)] = lines.view(len(rows), k, rep.BASS_STEPS).to(out.dtype)
+    return out

@@ -11,6 +11,12 @@ progression of its window. ``chord_dropout`` (training only) replaces a pair's c
 all-N with that probability, so one model also serves users who give no chords. The chord
 embedding exists only when ``chords`` is used: a model without chords is built, and
 initialised, exactly as before chords existed.
+
+``previous`` (the previous window of the song) is not a vector: ``Previous`` hands an
+architecture that takes it the previous bass line aligned step by step and the previous
+drum grid beside the current one, so that "the drums repeat" and "so repeat the line" are
+one step apart. ``context_dropout`` (training only) hides it with that probability, so one
+model also starts a song.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dnb import representation as rep
 from dnb.chords import HALF_BARS, N
 from dnb.schema import LABELS, DataInfo
 
@@ -51,6 +58,10 @@ class Conditioning(nn.Module):
     def uses_chords(self) -> bool:
         return "chords" in self.use
 
+    @property
+    def uses_previous(self) -> bool:
+        return "previous" in self.use
+
     def chord_labels(self, batch: dict) -> torch.Tensor:
         """``[B, 4]`` chord labels, with the training-time chord dropout applied (a draw per call)."""
         chords = batch["chords"].long()
@@ -77,3 +88,46 @@ class Conditioning(nn.Module):
             offset = torch.arange(HALF_BARS, device=chords.device) * self.n_chords
             out = out + self.chords(chords + offset).sum(1)
         return out
+
+
+class Previous(nn.Module):
+    """The previous window as an architecture sees it (only built when ``previous`` is used).
+
+    * ``present(batch) -> [B]`` bool: the window has a previous one, after the training-time
+      ``context_dropout`` (a draw per call: call once per forward and pass it on);
+    * ``tokens(batch, present) -> [B, 64, dim]``: one embedding per previous bass token at
+      its own step (a learned "none" row where there is no context), so that copying step t
+      of the previous line is a lookup, not a memory feat;
+    * ``drums(batch, present) -> [B, 32, 15]``: the previous drum grid (zeros without one)
+      and a presence flag, to concatenate with the current drum grid.
+    """
+
+    NONE = rep.VOCAB_SIZE  # embedding row of "no previous window"
+    DRUM_FEATURES = rep.DRUM_CLASSES + 1
+
+    def __init__(self, dim: int, context_dropout: float = 0.0):
+        super().__init__()
+        self.context_dropout = float(context_dropout)
+        self.tok = nn.Embedding(rep.VOCAB_SIZE + 1, dim)
+
+    @classmethod
+    def from_params(cls, params: dict, dim: int) -> Previous | None:
+        """The module when ``previous`` is among ``params["conditioning"]``, else None."""
+        if "previous" not in params.get("conditioning", []):
+            return None
+        return cls(dim, float(params.get("context_dropout", 0.0)))
+
+    def present(self, batch: dict) -> torch.Tensor:
+        has = batch["has_prev"] > 0
+        if self.training and self.context_dropout > 0:
+            has = has & (torch.rand(has.shape, device=has.device) >= self.context_dropout)
+        return has
+
+    def tokens(self, batch: dict, present: torch.Tensor) -> torch.Tensor:
+        tokens = torch.where(present[:, None], batch["prev_tokens"].long(), self.NONE)
+        return self.tok(tokens)
+
+    def drums(self, batch: dict, present: torch.Tensor) -> torch.Tensor:
+        grid = batch["prev_drums"].float() * present[:, None, None]
+        flag = present.float()[:, None, None].expand(-1, grid.shape[1], 1)
+        return torch.cat([grid, flag], -1)

@@ -42,8 +42,8 @@ from models.autoregressive import (
     token_nll_from_logits,
 )
 from models.base import NeuralBassModel, inference, optimizer_step
-from models.conditioning import Conditioning
-from models.lstm import ALIGN, Seq2Seq
+from models.conditioning import Conditioning, Previous
+from models.lstm import ALIGN, Seq2Seq, context
 
 
 def gaussian_kl(mu_q, lv_q, mu_p, lv_p) -> torch.Tensor:
@@ -61,6 +61,7 @@ class Cvae(NeuralBassModel):
 
     name = "cvae"
     nll_is_bound = True
+    can_take_previous = True  # the decoder's (models.lstm.Seq2Seq); the posterior sees it through the encoder
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
@@ -72,8 +73,10 @@ class Cvae(NeuralBassModel):
         self.word_dropout = float(params.get("word_dropout", 0.3))
         self.iw_samples = int(params.get("iw_samples", 1))
         self.cond = Conditioning.from_params(params, info, cond_dim)
+        previous = int(params.get("previous_dim", 32)) if self.cond.uses_previous else 0
         self.net = Seq2Seq(
-            cond_dim, hidden, int(params.get("layers", 1)), float(params.get("dropout", 0.1)), extra=self.latent
+            cond_dim, hidden, int(params.get("layers", 1)), float(params.get("dropout", 0.1)), extra=self.latent,
+            previous=previous,
         )
         self.post_tok = nn.Embedding(rep.VOCAB_SIZE, 64)
         self.post_rnn = nn.LSTM(64 + hidden + cond_dim, hidden // 2, batch_first=True, bidirectional=True)
@@ -81,11 +84,16 @@ class Cvae(NeuralBassModel):
         self.prior_net = nn.Sequential(
             nn.Linear(2 * hidden + cond_dim, hidden), nn.GELU(), nn.Linear(hidden, 2 * self.latent)
         )
+        self.previous = Previous.from_params(params, previous)  # built last: a model without it is as before
+        self.takes_previous = self.previous is not None
 
     # ------------------------------------------------------------------ pieces
-    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(drum encoding, conditioning, the previous window's aligned tokens or None): one
+        context-dropout draw shared by the encoder and the decoder."""
         cond = self.cond(batch)
-        return self.net.encode(batch["drums"], cond), cond
+        prev_drums, ctx = context(self.previous, batch)
+        return self.net.encode(batch["drums"], cond, prev_drums), cond, ctx
 
     def posterior(self, tokens, enc, cond) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([self.post_tok(tokens), enc[:, ALIGN], cond.unsqueeze(1).expand(-1, tokens.shape[1], -1)], -1)
@@ -107,14 +115,14 @@ class Cvae(NeuralBassModel):
         (opt,) = optimizers
         self.train()
         tokens = batch["tokens"]
-        enc, cond = self.encode(batch)
+        enc, cond, ctx = self.encode(batch)
         mu_q, lv_q = self.posterior(tokens, enc, cond)
         mu_p, lv_p = self.prior(enc, cond)
         z = mu_q + (0.5 * lv_q).exp() * torch.randn_like(mu_q)
         prev = shift_right(tokens)
         if self.word_dropout > 0:
             prev = prev.masked_fill(torch.rand(prev.shape, device=prev.device) < self.word_dropout, BOS)
-        recon = token_nll_from_logits(self.net(enc, cond, z, prev), tokens).sum(1).mean()
+        recon = token_nll_from_logits(self.net(enc, cond, z, prev, ctx), tokens).sum(1).mean()
         kl_dim = gaussian_kl(mu_q, lv_q, mu_p, lv_p)
         kl = kl_dim.sum(1).mean()
         beta = self.kl_weight(epoch)
@@ -134,7 +142,7 @@ class Cvae(NeuralBassModel):
         gen = torch.Generator().manual_seed(self.seed)
         tokens = batch["tokens"]
         with inference(self):
-            enc, cond = self.encode(batch)
+            enc, cond, ctx = self.encode(batch)
             mu_q, lv_q = self.posterior(tokens, enc, cond)
             mu_p, lv_p = self.prior(enc, cond)
             prev = shift_right(tokens)
@@ -142,7 +150,7 @@ class Cvae(NeuralBassModel):
             recon_steps, log_w = [], []
             for _ in range(samples):
                 z = mu_q + (0.5 * lv_q).exp() * torch.randn(mu_q.shape, generator=gen).to(mu_q.device)
-                nll = token_nll_from_logits(self.net(enc, cond, z, prev), tokens)
+                nll = token_nll_from_logits(self.net(enc, cond, z, prev, ctx), tokens)
                 recon_steps.append(nll)
                 log_w.append(-nll.sum(1) + gaussian_logpdf(z, mu_p, lv_p) - gaussian_logpdf(z, mu_q, lv_q))
             recon = torch.stack(recon_steps).mean(0)
@@ -158,18 +166,18 @@ class Cvae(NeuralBassModel):
     def kl(self, batch: dict) -> torch.Tensor:
         """KL(q(z | x) || p(z | drums)) per example, nats [B]."""
         with inference(self):
-            enc, cond = self.encode(batch)
+            enc, cond, ctx = self.encode(batch)
             return gaussian_kl(*self.posterior(batch["tokens"], enc, cond), *self.prior(enc, cond)).sum(1)
 
     # ------------------------------------------------------------------ generation
     def init_state(self, batch: dict, generator: torch.Generator | None = None, mean: bool = False) -> State:
         """Decoder state with z drawn from the prior (or its mean)."""
-        enc, cond = self.encode(batch)
+        enc, cond, ctx = self.encode(batch)
         mu_p, lv_p = self.prior(enc, cond)
         if mean:
-            return self.net.state(enc, cond, mu_p)
+            return self.net.state(enc, cond, mu_p, ctx)
         z = mu_p + (0.5 * lv_p).exp() * torch.randn(mu_p.shape, generator=generator, device=mu_p.device)
-        return self.net.state(enc, cond, z)
+        return self.net.state(enc, cond, z, ctx)
 
     def sample(self, batch: dict, k: int = 1, temperature: float = 1.0, generator=None) -> torch.Tensor:
         """K lines per drum loop, each from its own z ~ p(z | drums); temperature
@@ -191,11 +199,11 @@ class Cvae(NeuralBassModel):
         (max(4, iw_samples) draws, fixed seed): the true line's z is not used."""
         gen = torch.Generator().manual_seed(self.seed)
         with inference(self):
-            enc, cond = self.encode(batch)
+            enc, cond, ctx = self.encode(batch)
             mu_p, lv_p = self.prior(enc, cond)
             prev = shift_right(batch["tokens"])
             probs = []
             for _ in range(max(4, self.iw_samples)):
                 z = mu_p + (0.5 * lv_p).exp() * torch.randn(mu_p.shape, generator=gen).to(mu_p.device)
-                probs.append(onset_probs_from_logits(self.net(enc, cond, z, prev)))
+                probs.append(onset_probs_from_logits(self.net(enc, cond, z, prev, ctx)))
             return torch.stack(probs).mean(0)

@@ -4,6 +4,10 @@ Encoder: a conditioning token followed by the 32 drum steps (linear embedding +
 learned positions), full self-attention. Decoder: causal self-attention over the 64
 bass tokens (BOS first), cross-attention to the encoder, and, as in the lstm, the
 encoder output of the aligned drum step (t // 2) added to the input of bass step t.
+With the previous window (``previous`` among the conditioning labels): each drum
+step's memory row also reads the previous window's drum step (``prev_drum_in``), and
+bass step t's input adds the embedding of the previous line's token at step t, so that
+the decoder compares both windows' drums where it decides to repeat or vary the line.
 Decoding keeps a key/value cache, so sampling 64 steps costs 64 single-token
 passes (1-2 s of one CPU core for 512 sequences).
 """
@@ -17,7 +21,7 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.autoregressive import Autoregressive, State, shift_right
-from models.conditioning import Conditioning
+from models.conditioning import Conditioning, Previous
 
 ALIGN = 1 + torch.arange(rep.BASS_STEPS) * rep.DRUM_STEPS // rep.BASS_STEPS  # bass step -> memory row (0 = cond)
 
@@ -80,6 +84,7 @@ class Transformer(Autoregressive):
     """Encoder-decoder transformer over drum steps -> bass tokens."""
 
     name = "transformer"
+    can_take_previous = True
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
@@ -103,11 +108,24 @@ class Transformer(Autoregressive):
         # chords aligned in time: drum step s hears the chord of half bar s // 8 (built last, and only
         # when chords are used, so a model without chords is initialised as before)
         self.chord_steps = nn.Embedding(info.n_chords, d) if self.cond.uses_chords else None
+        self.previous = Previous.from_params(params, d)  # the previous window, also built only when used
+        self.prev_drum_in = nn.Linear(Previous.DRUM_FEATURES, d) if self.previous is not None else None
+        self.takes_previous = self.previous is not None
 
-    def memory(self, batch: dict) -> torch.Tensor:
-        """[B, 33, d]: the conditioning token then the 32 drum steps (each plus its half bar's chord)."""
+    def context(self, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(previous window present [B] after context dropout, its aligned tokens [B, 64, d]) or (None, None)."""
+        if self.previous is None:
+            return None, None
+        present = self.previous.present(batch)
+        return present, self.previous.tokens(batch, present)
+
+    def memory(self, batch: dict, present: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, 33, d]: the conditioning token then the 32 drum steps (each plus its half bar's
+        chord and the previous window's drum step)."""
         chords = self.cond.chord_labels(batch) if self.chord_steps is not None else None
         drums = self.drum_in(batch["drums"])
+        if present is not None:
+            drums = drums + self.prev_drum_in(self.previous.drums(batch, present))
         if chords is not None:
             drums = drums + self.chord_steps(chords.repeat_interleave(rep.DRUM_STEPS // chords.shape[1], dim=1))
         x = torch.cat([self.cond(batch, chords).unsqueeze(1), drums], 1) + self.enc_pos
@@ -116,20 +134,23 @@ class Transformer(Autoregressive):
             x = block(x)
         return self.enc_ln(x)
 
-    def _embed(self, prev: torch.Tensor, mem: torch.Tensor, steps: slice) -> torch.Tensor:
-        return self.drop(self.tok(prev) + self.dec_pos[steps] + mem[:, ALIGN[steps]])
+    def _embed(self, prev: torch.Tensor, mem: torch.Tensor, steps: slice, ctx: torch.Tensor | None) -> torch.Tensor:
+        x = self.tok(prev) + self.dec_pos[steps] + mem[:, ALIGN[steps]]
+        return self.drop(x if ctx is None else x + ctx[:, steps])
 
     def logits(self, batch: dict) -> torch.Tensor:
-        mem = self.memory(batch)
-        x = self._embed(shift_right(batch["tokens"]), mem, slice(0, rep.BASS_STEPS))
+        present, ctx = self.context(batch)
+        mem = self.memory(batch, present)
+        x = self._embed(shift_right(batch["tokens"]), mem, slice(0, rep.BASS_STEPS), ctx)
         for block in self.dec:
             x = block(x, block.cross.keys_values(mem), causal=True)
         return self.head(self.ln_f(x))
 
     def init_state(self, batch: dict) -> State:
-        mem = self.memory(batch)
+        present, ctx = self.context(batch)
+        mem = self.memory(batch, present)
         size, d = mem.shape[0], mem.shape[-1]
-        state = {"mem": mem}
+        state = {"mem": mem} | ({"ctx": ctx} if ctx is not None else {})
         for i, block in enumerate(self.dec):
             state[f"mk{i}"], state[f"mv{i}"] = block.cross.keys_values(mem)
             for name in ("k", "v"):
@@ -137,7 +158,7 @@ class Transformer(Autoregressive):
         return state
 
     def step(self, state: State, prev: torch.Tensor, t: int) -> tuple[torch.Tensor, State]:
-        x = self._embed(prev.unsqueeze(1), state["mem"], slice(t, t + 1))
+        x = self._embed(prev.unsqueeze(1), state["mem"], slice(t, t + 1), state.get("ctx"))
         for i, block in enumerate(self.dec):
             x = block.step(x, (state[f"mk{i}"], state[f"mv{i}"]), (state[f"k{i}"], state[f"v{i}"]), t)
         return self.head(self.ln_f(x))[:, 0], state
