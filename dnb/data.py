@@ -72,7 +72,14 @@ def synthetic_split(n: int, seed: int = 0, n_styles: int = 3) -> dict[str, torch
     pitch_index = (key[kick_steps[0]] % 12 - rep.BASS_LOW) % 12  # the tonic in the lowest octave
     tokens[kick_steps[0], kick_steps[1] * 2] = rep.ONSET_OFFSET + pitch_index
     tokens[kick_steps[0], kick_steps[1] * 2 + 1] = rep.SUSTAIN
+    position = np.arange(n) % 4  # songs of 4 consecutive windows: rows 4s..4s+3
+    has_prev = position > 0
+    before = np.maximum(np.arange(n) - 1, 0)
     arrays = {
+        "prev_tokens": np.where(has_prev[:, None], tokens[before], 0),
+        "prev_drums": np.where(has_prev[:, None, None], drums[before], 0),
+        "has_prev": has_prev.astype(np.uint8),
+        "position": position,
         "drums": drums,
         "roll": rep.tokens_to_roll(tokens),
         "tokens": tokens,

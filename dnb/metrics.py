@@ -470,3 +470,46 @@ METRICS: dict[str, Metric] = _registry(
 MUSICAL = ("key_consistency", "kick_lock", "empty_bar_rate", "upc", "qualified_note_rate", "polyphony_rate")
 HARMONY = ("chord_tone_rate", "chord_root_rate")
 DIVERSITY = ("distinct_samples", "self_bleu4", "pairwise_f1_distance")
+
+
+# --------------------------------------------------------------------------- whole songs
+
+
+def song_stats(tokens: np.ndarray, previous_row: np.ndarray, song: np.ndarray) -> dict[str, tuple]:
+    """Consecutive-window statistics of songs written window by window: ``tokens [W, 64]``,
+    ``previous_row [W]`` (the row of a window's previous window, -1 where it has none),
+    ``song [W]``. ``{metric: (stats [n, D], song [n])}`` (statistics of ``SONG_METRICS``):
+
+    * identical_line_rate: window i+1 is window i note for note (RATIO of (same, 1) per pair);
+    * identical_rhythm_rate: the same onset steps, whatever the pitches;
+    * consecutive_bleu4: corpus BLEU-4 of window i+1 against window i (how much of a line
+      the next one reuses: 1 = a loop, near 0 = a new line every two bars);
+    * distinct_line_rate: distinct lines over windows, per song (1 = never a repeat).
+    """
+    tokens, previous_row, song = np.asarray(tokens), np.asarray(previous_row), np.asarray(song)
+    follows = np.flatnonzero(previous_row >= 0)
+    before, after = tokens[previous_row[follows]], tokens[follows]
+    ones = np.ones(len(follows))
+    same_line = (before == after).all(1).astype(float)
+    same_rhythm = ((before >= rep.ONSET_OFFSET) == (after >= rep.ONSET_OFFSET)).all(1).astype(float)
+    songs, first = np.unique(song, return_index=True)
+    distinct = np.array([len({row.tobytes() for row in tokens[song == s]}) for s in songs], dtype=float)
+    windows = np.bincount(np.searchsorted(songs, song), minlength=len(songs)).astype(float)
+    return {
+        "identical_line_rate": (np.stack([same_line, ones], 1), song[follows]),
+        "identical_rhythm_rate": (np.stack([same_rhythm, ones], 1), song[follows]),
+        "consecutive_bleu4": (bleu_stats(after, before), song[follows]),
+        "distinct_line_rate": (np.stack([distinct, windows], 1), songs),
+    }
+
+
+# Song-level metrics (songs/<system>.json), beside the pair metrics of the free-running output.
+SONG_METRICS: dict[str, Metric] = _registry(
+    Metric("identical_line_rate", "Same line", 3, "ref", RATIO, "identical-line rate"),
+    Metric("identical_rhythm_rate", "Same rhythm", 3, "ref", RATIO, "identical-rhythm rate"),
+    Metric("distinct_line_rate", "Distinct/window", 3, "ref", RATIO, "distinct lines per window"),
+    Metric("consecutive_bleu4", "BLEU-4 i+1|i", 3, "ref", bleu_statistic(4),
+           "BLEU-4 of a window against the one before"),
+    Metric("critic_accuracy", "Critic acc.", 3, "min", RATIO, "critic's accuracy"),
+)
+SONG_PAIR_METRICS = ("bleu4", "onset_f1", "onset_pitch_f1", "chord_tone_rate", "kick_lock")  # free running vs real

@@ -1,10 +1,12 @@
-"""Six baselines behind the ``BassGenerator`` interface, fitted on the training split.
+"""The baselines behind the ``BassGenerator`` interface, fitted on the training split.
 
 They bracket every model: ``silence`` and ``constant_density`` are the floors the
 2019 project's reconstruction loss never beat, ``repaired`` (MuseGAN's "shuffled")
 is real bass with no relation to the drums, ``knn`` copies the bass of the most
 similar training drums, ``root_on_kick`` is the one-line rule a bassist would
-start from, ``bigram`` is a Markov chain over bass tokens given the drum step.
+start from, ``bigram`` is a Markov chain over bass tokens given the drum step. Each
+kind of information a model may get has a baseline that uses it: ``chord_knn`` and
+``chord_root_on_kick`` the chords, ``repeat_previous`` the previous window.
 
 Each is built as ``Class(params, info)`` with ``params`` = the ``evaluate`` section of
 params.yaml, then ``fit(train_batch)``. ``DEFAULTS`` are the values used where a key is
@@ -327,3 +329,50 @@ class Bigram(Baseline):
             prev = torch.searchsorted(cdf[ctx[:, t], prev], u[t]).squeeze(1).clamp(max=rep.VOCAB_SIZE - 1)
             out[:, t] = prev
         return out.reshape(-1, k, rep.BASS_STEPS)
+
+
+class RepeatPrevious(Bigram):
+    """The previous window's bass line again, note for note (``root_on_kick`` where the
+    window has no previous one): the riff a bass player repeats, and the bar every model
+    given the previous window must clear. Its distribution, for perplexity and the roll BCE,
+    mixes "copy the previous token" with the bigram: ``copy_weight * [token == previous
+    line's token] + (1 - copy_weight) * bigram`` where there is a previous window, the bigram
+    alone elsewhere; ``copy_weight`` is the maximum-likelihood weight on the training pairs
+    (a grid of 0.01..0.99)."""
+
+    name = "repeat_previous"
+    deterministic = True
+    takes_previous = True
+    GRID = np.round(np.linspace(0.01, 0.99, 99), 2)
+    FIT_PAIRS = 20000
+
+    def fit(self, train_batch):
+        super().fit(train_batch)
+        self.rule = RootOnKick(self.params, self.info).fit(train_batch)
+        rows = torch.nonzero(train_batch["has_prev"] > 0).squeeze(1)
+        if len(rows) > self.FIT_PAIRS:  # a seeded subset: the weight is one number
+            rows = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(self.seed))[: self.FIT_PAIRS]]
+        self.copy_weight = 0.0
+        if len(rows):
+            part = {name: train_batch[name][rows] for name in ("drums", "tokens", "prev_tokens")}
+            bigram = super().token_nll(part).neg().exp().double()
+            same = (part["tokens"] == part["prev_tokens"]).double()
+            nll = [float(-torch.log(w * same + (1 - w) * bigram).mean()) for w in self.GRID]
+            self.copy_weight = float(self.GRID[int(np.argmin(nll))])
+        return self
+
+    def token_nll(self, batch):
+        bigram = super().token_nll(batch).neg().exp()
+        same = (batch["tokens"] == batch["prev_tokens"]).float()
+        w = self.copy_weight * (batch["has_prev"] > 0).float()[:, None]
+        return -torch.log(w * same + (1 - w) * bigram)
+
+    def onset_probs(self, batch):
+        w = self.copy_weight * (batch["has_prev"] > 0).float()[:, None, None]
+        previous = torch.as_tensor(rep.tokens_to_roll(batch["prev_tokens"].numpy().astype(np.uint8))).float()
+        return w * previous + (1 - w) * super().onset_probs(batch)
+
+    def sample(self, batch, k=1, temperature=1.0, generator=None):
+        rule = self.rule.sample(batch, 1)[:, 0]
+        tokens = torch.where(batch["has_prev"][:, None] > 0, batch["prev_tokens"].long(), rule)
+        return tokens.unsqueeze(1).expand(-1, k, -1).clone()

@@ -239,9 +239,10 @@ def evaluate_one(
     name: str, kind: str, gen, test: dict, params: dict, reference: dict
 ) -> tuple[dict, pd.DataFrame, dict]:
     """The report, the per-example frame and the per-pair statistics (for comparisons).
-    Ablation runs skip MBR: they are compared with each other on the first sample."""
+    Ablation runs get MBR too: the previous-window run is the context model that faces
+    ``repeat_previous`` on BLEU-4 MBR."""
     start = time.time()
-    run = run_generator(gen, test, params, name, mbr=kind != "ablation")
+    run = run_generator(gen, test, params, name)
     stats, per_example = metric_stats(run, test)
     song = test["song"].numpy()
     report = {
@@ -251,7 +252,7 @@ def evaluate_one(
         "n_test_pairs": int(len(song)),
         "n_test_songs": int(len(np.unique(song))),
         "max_pairs_per_song": int(params.get("max_pairs_per_song", 0)),
-        "mbr_samples": int(params.get("mbr_samples", 0)) if kind != "ablation" else 0,
+        "mbr_samples": int(params.get("mbr_samples", 0)),
         "perplexity_is_bound": bool(getattr(gen, "nll_is_bound", False)),
         "metrics": summarise_all(stats, song, params),
         "reference": reference,

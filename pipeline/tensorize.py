@@ -23,7 +23,7 @@ from dnb import chords as ch
 from dnb import representation as rep
 from dnb import tensors as split_files
 from dnb.params import load_params
-from dnb.schema import N_KEYS, tempo_bpm, tempo_feature
+from dnb.schema import CONTEXT, N_KEYS, tempo_bpm, tempo_feature
 
 SPLITS = ("train", "val", "test")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -92,15 +92,16 @@ def augment_shifts(params: dict) -> list[int]:
 def load_inputs(interim: Path, classifier: Path) -> tuple[dict, pd.DataFrame, list[str]]:
     """(npz arrays, pairs + annotations frame, style class names); row counts must agree."""
     with np.load(interim / "pairs.npz") as data:
-        arrays = {"drums": data["drums"], "tokens": data["tokens"], "chords": data["chords"]}
-    shapes = {"drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "tokens": (rep.BASS_STEPS,), "chords": (ch.HALF_BARS,)}
+        arrays = {name: data[name] for name in ("drums", "tokens", "chords") + CONTEXT}
+    shapes = {"drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "tokens": (rep.BASS_STEPS,), "chords": (ch.HALF_BARS,),
+              "prev_tokens": (rep.BASS_STEPS,), "prev_drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "has_prev": ()}
     for name, shape in shapes.items():
         if arrays[name].shape[1:] != shape:
             expected = ", ".join(map(str, ("N",) + shape))
             raise ValueError(f"pairs.npz {name} has shape {arrays[name].shape}, expected ({expected})")
     frame = pd.read_parquet(
         interim / "pairs.parquet",
-        columns=["song_id", "corpus", "folder_genre", "bpm", "program_index"],
+        columns=["song_id", "corpus", "folder_genre", "window_index", "bpm", "program_index"],
     )
     notes = pd.read_parquet(interim / "annotations.parquet", columns=["key", "style_index"])
     sizes = {"pairs.npz drums": len(arrays["drums"]), "pairs.npz tokens": len(arrays["tokens"])}
@@ -123,6 +124,7 @@ def bad_rows(arrays: dict, frame: pd.DataFrame, n_styles: int) -> tuple[np.ndarr
     tokens, drums = arrays["tokens"], arrays["drums"]
     checks = {  # whole-array max first: the per-row scan of 200 MB of drums only runs when needed
         "bad_tokens": (tokens >= rep.VOCAB_SIZE).any(axis=1) if n and tokens.max() >= rep.VOCAB_SIZE else False,
+        "bad_prev_tokens": (arrays["prev_tokens"] >= rep.VOCAB_SIZE).any(axis=1),
         "bad_drums": (drums > 1).any(axis=(1, 2)) if n and drums.max() > 1 else False,
         "bad_chords": (arrays["chords"] >= ch.N_CHORDS).any(axis=1),
         "bad_key": ~frame["key"].between(0, N_KEYS - 1).to_numpy(),
@@ -142,10 +144,12 @@ def bad_rows(arrays: dict, frame: pd.DataFrame, n_styles: int) -> tuple[np.ndarr
 # --------------------------------------------------------------------------- tensors
 
 
-def split_arrays(drums, tokens, bpm, program, key, style, chords, song) -> dict[str, np.ndarray]:
-    """The fields of ``dnb.schema.FIELDS`` with their documented dtypes."""
+def split_arrays(drums, tokens, bpm, program, key, style, chords, song, context: dict, position) -> dict:
+    """The fields of ``dnb.schema.FIELDS`` with their documented dtypes (``context``: the
+    ``CONTEXT`` arrays of the previous window)."""
     tokens = np.ascontiguousarray(tokens, dtype=np.uint8)
-    return {
+    return {name: np.ascontiguousarray(context[name], dtype=np.uint8) for name in CONTEXT} | {
+        "position": np.asarray(position, dtype=np.int64),
         "drums": np.ascontiguousarray(drums, dtype=np.uint8),
         "tokens": tokens,
         "tempo": tempo_feature(bpm),
@@ -162,12 +166,15 @@ def augment(arrays: dict[str, np.ndarray], shifts: list[int]) -> dict[str, np.nd
     if not shifts:
         return arrays
     tokens = [arrays["tokens"]] + [rep.transpose_tokens(arrays["tokens"], s) for s in shifts]
+    previous = [arrays["prev_tokens"]] + [rep.transpose_tokens(arrays["prev_tokens"], s) for s in shifts]
     keys = [arrays["key"]] + [shift_keys(arrays["key"], s) for s in shifts]
     chords = [arrays["chords"]] + [ch.transpose_chords(arrays["chords"], s).astype(np.uint8) for s in shifts]
     reps = 1 + len(shifts)
-    tiled = {k: np.concatenate([arrays[k]] * reps) for k in ("drums", "tempo", "program", "style", "song")}
+    tiled = {k: np.concatenate([arrays[k]] * reps)
+             for k in ("drums", "tempo", "program", "style", "song", "prev_drums", "has_prev", "position")}
     tokens = np.concatenate(tokens)
-    return tiled | {"tokens": tokens, "key": np.concatenate(keys), "chords": np.concatenate(chords)}
+    return tiled | {"tokens": tokens, "key": np.concatenate(keys), "chords": np.concatenate(chords),
+                    "prev_tokens": np.concatenate(previous)}
 
 
 # --------------------------------------------------------------------------- stats
@@ -199,6 +206,7 @@ def split_stats(arrays: dict, styles: list[str], corpora: list[str], folders: li
             "sustain_token_share": round(int(token_counts[rep.SUSTAIN]) / steps, 4),
             "rest_token_share": round(int(token_counts[rep.REST]) / steps, 4),
         },
+        "pairs_with_previous_window": int(np.asarray(arrays["has_prev"]).sum()),
         "tempo_bpm": {
             "mean": round(float(bpm.mean()), 3) if n else None,
             "sd": round(float(bpm.std()), 3) if n else None,
@@ -267,10 +275,12 @@ def run(
         if count:
             print(f"tensorize: dropped {count} pairs: {reason}")
     drums, tokens, chords = arrays["drums"], arrays["tokens"], arrays["chords"]
+    context = {name: arrays[name] for name in CONTEXT}
     if drop.any():
         keep = np.flatnonzero(~drop)
         frame = frame.iloc[keep].reset_index(drop=True)
         drums, tokens, chords = drums[keep], tokens[keep], chords[keep]
+        context = {name: value[keep] for name, value in context.items()}
 
     # songs sorted by id: index, split, corpus and folder genre per song
     songs_cat = pd.Categorical(frame["song_id"].astype(str))
@@ -290,6 +300,7 @@ def run(
     if params.get("transpose_to_common_key"):
         shift = common_key_shift(key)
         tokens, key = rep.transpose_tokens(tokens, shift), shift_keys(key, shift)
+        context["prev_tokens"] = rep.transpose_tokens(context["prev_tokens"], shift)
         chords = ch.transpose_chords(chords, shift).astype(np.uint8)
 
     row_split = song_split[song]
@@ -307,6 +318,8 @@ def run(
             frame["style_index"].to_numpy(dtype=np.int64)[rows],
             chords[rows],
             song[rows],
+            {name: value[rows] for name, value in context.items()},
+            frame["window_index"].to_numpy(dtype=np.int64)[rows],
         )
         if name == "train":
             out = augment(out, shifts)

@@ -154,7 +154,7 @@ def test_pairs_of_the_good_song(result):
     _, out = result
     with np.load(out / "pairs.npz") as data:
         drums, tokens, chords = data["drums"], data["tokens"], data["chords"]
-        assert sorted(data.files) == ["chords", "drums", "tokens"]
+        assert sorted(data.files) == ["chords", "drums", "has_prev", "prev_drums", "prev_tokens", "tokens"]
     pairs = pd.read_parquet(out / "pairs.parquet")
     assert drums.shape == (4, 32, 14) and drums.dtype == np.uint8
     assert tokens.shape == (4, 64) and tokens.dtype == np.uint8
@@ -167,6 +167,11 @@ def test_pairs_of_the_good_song(result):
     expected = rep.score_windows(rep.load_score(GOOD))
     np.testing.assert_array_equal(drums, expected.drums[:4])
     np.testing.assert_array_equal(tokens, expected.tokens[:4])
+    with np.load(out / "pairs.npz") as data:  # the previous window of the song, read from the song itself
+        assert data["has_prev"].tolist() == [0, 1, 1, 1]
+        np.testing.assert_array_equal(data["prev_tokens"][1:], expected.tokens[:3])
+        np.testing.assert_array_equal(data["prev_drums"][1:], expected.drums[:3])
+        assert not data["prev_tokens"][0].any() and not data["prev_drums"][0].any()
     first_bar = [rep.ONSET_OFFSET + p - rep.BASS_LOW for p in (40, 47, 40, 45)]
     assert tokens[0, 0:32:8].tolist() == first_bar
     songs = pd.read_parquet(out / "songs.parquet")

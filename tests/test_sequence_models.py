@@ -122,7 +122,7 @@ def test_cvae_keeps_kl_above_zero_and_samples_differ_across_seeds(batch):
     # the decoder listens to z: two draws from the prior give different next-token distributions
     model.eval()
     with torch.no_grad():
-        enc, cond = model.encode(batch)
+        enc, cond, _ = model.encode(batch)
         prev = shift_right(batch["tokens"])
         z1, z2 = torch.randn(2, 6, 4, generator=torch.Generator().manual_seed(3))
         p1, p2 = (torch.softmax(model.net(enc, cond, z, prev), -1) for z in (z1, z2))

@@ -35,6 +35,15 @@ def song_ids(names: list[str]) -> list[str]:
     return [hashlib.sha1(n.encode()).hexdigest()[:16] for n in names]
 
 
+def context_of(drums: np.ndarray, tokens: np.ndarray, windows: int) -> dict:
+    """The previous-window arrays of songs of ``windows`` consecutive rows each."""
+    has = (np.arange(len(tokens)) % windows) > 0
+    before = np.maximum(np.arange(len(tokens)) - 1, 0)
+    return {"prev_tokens": np.where(has[:, None], tokens[before], 0).astype(np.uint8),
+            "prev_drums": np.where(has[:, None, None], drums[before], 0).astype(np.uint8),
+            "has_prev": has.astype(np.uint8)}
+
+
 def make_interim(root: Path, songs: list[str], windows: int = 4, seed: int = 0) -> dict:
     """Random but valid interim files (pairs.npz/.parquet, annotations, classifier)."""
     rng = np.random.default_rng(seed)
@@ -71,7 +80,7 @@ def make_interim(root: Path, songs: list[str], windows: int = 4, seed: int = 0) 
         }
     )
     root.mkdir(parents=True, exist_ok=True)
-    np.savez(root / "pairs.npz", drums=drums, tokens=tokens, chords=chords)
+    np.savez(root / "pairs.npz", drums=drums, tokens=tokens, chords=chords, **context_of(drums, tokens, windows))
     frame.to_parquet(root / "pairs.parquet", index=False)
     notes.to_parquet(root / "annotations.parquet", index=False)
     np.savez(root / "classifier.npz", classes=np.array(GENRES), feature_version=1)
@@ -148,8 +157,9 @@ def test_split_depends_only_on_the_song(tmp_path):
     make_interim(root_a, song_ids(names))
     fixture_b = make_interim(root_b, song_ids(names[8:] + ["x1", "x2", "x3"]), seed=5)
     shuffled = np.random.default_rng(0).permutation(len(fixture_b["frame"]))
+    context_b = context_of(fixture_b["drums"], fixture_b["tokens"], 4)
     np.savez(root_b / "pairs.npz", drums=fixture_b["drums"][shuffled], tokens=fixture_b["tokens"][shuffled],
-             chords=fixture_b["chords"][shuffled])
+             chords=fixture_b["chords"][shuffled], **{k: v[shuffled] for k, v in context_b.items()})
     fixture_b["frame"].iloc[shuffled].to_parquet(root_b / "pairs.parquet", index=False)
     pd.read_parquet(root_b / "annotations.parquet").iloc[shuffled].to_parquet(root_b / "annotations.parquet")
     run(root_a, tmp_path / "out_a")
@@ -251,6 +261,9 @@ def test_augmentation_only_touches_train(fixture, tmp_path):
         assert np.array_equal(part["key"] >= 12, plain["train"]["key"] >= 12)
         assert np.array_equal(part["drums"], plain["train"]["drums"])
         assert np.array_equal(part["song"], plain["train"]["song"])
+        # the previous window moves with the bass it precedes
+        assert np.array_equal(part["prev_tokens"], rep.transpose_tokens(plain["train"]["prev_tokens"], shift))
+        assert np.array_equal(part["has_prev"], plain["train"]["has_prev"])
 
 
 def test_bad_rows_are_counted_not_fatal(tmp_path):
@@ -258,7 +271,8 @@ def test_bad_rows_are_counted_not_fatal(tmp_path):
     fx = make_interim(root, song_ids([f"b{i}" for i in range(10)]))
     tokens = fx["tokens"].copy()
     tokens[3, 5] = 99  # outside the 38-token vocabulary
-    np.savez(root / "pairs.npz", drums=fx["drums"], tokens=tokens, chords=fx["chords"])
+    np.savez(root / "pairs.npz", drums=fx["drums"], tokens=tokens, chords=fx["chords"],
+             **context_of(fx["drums"], fx["tokens"], 4))
     notes = pd.read_parquet(root / "annotations.parquet")
     notes.loc[7, "key"] = 30
     notes.loc[3, "key"] = 31  # same row as the bad token: counted once
@@ -282,6 +296,6 @@ def test_bad_params_and_misaligned_inputs_are_clear(fixture, tmp_path):
     with pytest.raises(ValueError, match="row-aligned"):
         run(bad, tmp_path)
     np.savez(bad / "pairs.npz", drums=np.zeros((8, 32, 13), np.uint8), tokens=np.zeros((8, 64), np.uint8),
-             chords=np.zeros((8, 4), np.uint8))
+             chords=np.zeros((8, 4), np.uint8), **context_of(np.zeros((8, 32, 14)), np.zeros((8, 64)), 4))
     with pytest.raises(ValueError, match=r"expected \(N, 32, 14\)"):
         run(bad, tmp_path)

@@ -1,0 +1,200 @@
+"""Stage `songs`: whole songs written window by window, as `dnb generate` writes them.
+
+Pair metrics score every 2-bar window alone, so they cannot see whether a song repeats its
+riff. Here every model, ablation run and baseline writes each test song from its first kept
+window on, every window conditioned on the system's OWN previous output
+(``models.base.sample_song``; a system without the previous window writes each window
+alone), and is scored over consecutive windows (``dnb.metrics.SONG_METRICS``: identical
+line, identical rhythm, distinct lines per window, BLEU-4 of a window against the one
+before) beside the real bass, plus the usual pair metrics of the free-running output
+against the real bass (``SONG_PAIR_METRICS``). Then the critic's test (``dnb.critic``): for
+each system a classifier trained on VALIDATION songs to tell the real 8-bar line from the
+system's (same drums and chords), scored on test songs; 0.5 = indistinguishable.
+
+A song is its kept windows in order; a window whose previous window was not kept (too
+sparse) or is not contiguous starts a new chain, with no context, as a file with a
+metre change does in `dnb generate`. ``max_windows`` windows per song (from the first) and
+``max_songs`` seeded songs per split bound the cost. Intervals: song bootstrap.
+
+Writes ``songs/<stem>.json`` per system and ``songs/real.json`` (dvc metrics),
+``songs/summary.json`` and ``evaluation/song_rolls.npz`` (one test song's drums, real bass
+and every system's free-running line, for the paper's figure).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dnb import critic
+from dnb import data as dnb_data
+from dnb import metrics as M
+from dnb.device import pick_device, to_device
+from dnb.metrics import METRICS, SONG_METRICS, SONG_PAIR_METRICS
+from dnb.params import load_params
+from models import build
+from models.base import sample_song
+from models.checkpoint import load_trained
+from pipeline.evaluate import candidates, metric_stats
+
+TENSORS = Path("data/tensors")
+CHECKPOINTS = Path("checkpoints")
+OUT = Path("songs")
+ROLLS = Path("evaluation/song_rolls.npz")
+
+
+def song_windows(split: dict, max_windows: int, max_songs: int, seed: int) -> dict:
+    """The first ``max_windows`` kept windows of every song (of ``max_songs`` seeded songs),
+    in song order, with ``previous_row``: the row of a window's previous window, -1 where the
+    window starts a chain (first window, previous one not kept, or not contiguous)."""
+    song, position = split["song"].numpy(), split["position"].numpy()
+    songs = np.unique(song)
+    if 0 < max_songs < len(songs):
+        songs = np.sort(np.random.default_rng(seed).choice(songs, max_songs, replace=False))
+    order = np.lexsort((position, song))
+    order = order[np.isin(song[order], songs)]
+    rank = np.arange(len(order)) - np.searchsorted(song[order], song[order])  # window number within its song
+    if max_windows > 0:
+        order = order[rank < max_windows]
+    part = dnb_data.subset(split, torch.as_tensor(order))
+    s, p, has = part["song"].numpy(), part["position"].numpy(), part["has_prev"].numpy() > 0
+    follows = np.zeros(len(order), dtype=bool)
+    follows[1:] = (s[1:] == s[:-1]) & (p[1:] == p[:-1] + 1) & has[1:]
+    part["previous_row"] = torch.as_tensor(np.where(follows, np.arange(len(order)) - 1, -1))
+    return part
+
+
+def free_run(gen, part: dict, params: dict, device) -> np.ndarray:
+    """``[W, 64]`` tokens of every song of ``part`` written window by window (seeded)."""
+    batch = {k: v for k, v in part.items() if k != "previous_row"}
+    if isinstance(gen, torch.nn.Module):
+        gen.eval()
+        batch = to_device(batch, device)
+    generator = torch.Generator(device=device if isinstance(gen, torch.nn.Module) else "cpu")
+    generator.manual_seed(int(params["seed"]))
+    with torch.no_grad():
+        out = sample_song(gen, batch, part["previous_row"], k=1, temperature=float(params["temperature"]),
+                          generator=generator)
+    return out[:, 0].cpu().numpy().astype(np.int64)
+
+
+def song_metrics(tokens: np.ndarray, part: dict, params: dict) -> dict:
+    """Song-level metrics of ``tokens`` (and, unless they are the real bass, their pair
+    metrics against it), each ``{"value", "lo", "hi"}`` by song bootstrap."""
+    n_boot, seed = int(params["bootstrap"]), int(params["seed"])
+    stats = M.song_stats(tokens, part["previous_row"].numpy(), part["song"].numpy())
+    out = {name: M.summarise(values, SONG_METRICS[name].statistic, song, n_boot, seed)
+           for name, (values, song) in stats.items()}
+    run = {"first": tokens, "bce": None, "nll": None, "mbr": None, "poly": None, "diversity": None}
+    pairs, _ = metric_stats(run, part)
+    song = part["song"].numpy()
+    out |= {name: M.summarise(pairs[name][0], METRICS[name].statistic, song, n_boot, seed)
+            for name in SONG_PAIR_METRICS}
+    return out
+
+
+def critic_lines(tokens: np.ndarray, part: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(critic features of every 8-bar line of the songs of ``part``, their songs)."""
+    follows = part["previous_row"].numpy() >= 0
+    song = part["song"].numpy()
+    rows = critic.segments(follows, song)
+    if len(rows) == 0:
+        return np.zeros((0, len(critic.FEATURE_NAMES))), np.zeros(0, dtype=np.int64)
+    features = critic.features(tokens[rows], part["drums"].numpy()[rows], part["chords"].numpy()[rows])
+    return features, song[rows[:, 0]]
+
+
+def critic_accuracy(fake: dict, real: dict, params: dict) -> dict | None:
+    """The critic's test accuracy on the test songs, trained on the validation songs."""
+    result = critic.critic_test(real["val"][0], fake["val"][0], real["test"][0], fake["test"][0],
+                                real["test"][1], fake["test"][1], seed=int(params["seed"]))
+    if result is None:
+        return None
+    return result["accuracy"] | {"n_real": result["n_real"], "n_fake": result["n_fake"]}
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def figure_song(part: dict, windows: int) -> np.ndarray:
+    """Rows of the first test song with ``windows`` consecutive windows in one chain (else the longest chain)."""
+    prev = part["previous_row"].numpy()
+    starts = np.flatnonzero(prev < 0)
+    ends = np.r_[starts[1:], len(prev)]
+    lengths = ends - starts
+    long_enough = np.flatnonzero(lengths >= windows)
+    best = long_enough[0] if len(long_enough) else int(np.argmax(lengths)) if len(lengths) else None
+    if best is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(starts[best], starts[best] + min(windows, lengths[best]))
+
+
+def main() -> None:
+    everything = load_params()
+    params = everything["songs"]
+    names = {"models": list(everything["models"]), "baselines": list(everything["baselines"]),
+             "ablations": list(everything["train"]["ablation"])}
+    torch.set_num_threads(int(params.get("threads", 1)))
+    device = pick_device(params.get("device", "auto"))
+    start = time.time()
+    train = dnb_data.load_split(TENSORS, "train")
+    info = dnb_data.data_info(TENSORS)
+    parts = {split: song_windows(dnb_data.load_split(TENSORS, split), int(params["max_windows"]),
+                                 int(params["max_songs"]), int(params["seed"])) for split in ("val", "test")}
+    test = parts["test"]
+    print(f"songs: {len(test['song'])} test windows of {len(np.unique(test['song'].numpy()))} songs, "
+          f"{int((test['previous_row'] >= 0).sum())} with the window before them")
+    real_lines = {split: critic_lines(part["tokens"].numpy().astype(np.int64), part) for split, part in parts.items()}
+    reports = {"real": {"name": "real", "kind": "reference", "status": "ok",
+                        "metrics": song_metrics(test["tokens"].numpy().astype(np.int64), test, params)
+                        | {"critic_accuracy": None}}}
+    for name in SONG_PAIR_METRICS:  # the real bass against itself is perfect by definition: not a result
+        reports["real"]["metrics"][name] = None
+    rolls = figure_song(test, int(params["figure_windows"]))
+    arrays = {"drums": test["drums"].numpy()[rolls].astype(np.uint8),
+              "tokens": test["tokens"].numpy()[rolls].astype(np.int64)}
+    for name, kind, path, stem in tqdm(candidates(names), desc="songs", unit="system"):
+        report = {"name": name, "kind": kind, "status": "ok"}
+        try:
+            if path is None:
+                gen = build(name, everything["evaluate"], info).fit(train)
+            elif not path.exists():
+                raise FileNotFoundError(f"missing checkpoint {path}")
+            else:
+                gen = load_trained(path).to(device)
+            lines = {split: free_run(gen, part, params, device) for split, part in parts.items()}
+            report["takes_previous"] = bool(gen.takes_previous)
+            report["metrics"] = song_metrics(lines["test"], test, params)
+            fake = {split: critic_lines(lines[split], part) for split, part in parts.items()}
+            report["metrics"]["critic_accuracy"] = critic_accuracy(fake, real_lines, params)
+            arrays[f"sample_{stem}"] = lines["test"][rolls]
+        except Exception as err:  # one broken system must not hide the others
+            traceback.print_exc()
+            report |= {"status": f"failed: {type(err).__name__}: {err}",
+                       "metrics": dict.fromkeys(list(SONG_METRICS) + list(SONG_PAIR_METRICS))}
+        reports[stem] = report
+        m = report["metrics"]
+        shown = {k: round(m[k]["value"], 3) for k in ("identical_line_rate", "distinct_line_rate", "critic_accuracy")
+                 if m.get(k)}
+        print(f"  {name} ({report['status']}): {shown}")
+    for stem, report in reports.items():
+        report |= {"n_test_songs": int(len(np.unique(test["song"].numpy()))), "n_test_windows": int(len(test["song"])),
+                   "max_windows": int(params["max_windows"])}
+        write_json(OUT / f"{stem}.json", report)
+    summary = {stem: {k: (v["value"] if v else None) for k, v in r["metrics"].items()} for stem, r in reports.items()}
+    write_json(OUT / "summary.json", summary)
+    ROLLS.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(ROLLS, **arrays)
+    print(f"songs: {len(reports)} systems in {time.time() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
