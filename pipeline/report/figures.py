@@ -172,3 +172,41 @@ def write_figures(results: dict, annotate: dict, models: list[str], dvclive_dir:
     loops, samples = read_piano_rolls(rolls, models)
     piano_rolls(loops, samples, out_dir / "piano_rolls.png")
     print(f"figures: training curves of {drawn} models, piano rolls, metric bars, histograms -> {out_dir}")
+
+
+def song_roll(path: Path, context_model: str | None, out: Path, alone: str = "transformer") -> None:
+    """One test song over 8 windows (16 bars): drums, the real bass, the best context model's
+    free-running line and a model that writes every window alone, window after window."""
+    with np.load(path) as data:
+        rolls = {k: data[k] for k in data.files}
+    if len(rolls["tokens"]) == 0:
+        raise SystemExit(f"tables: {path} holds no test song: run `dvc repro songs`")
+    rows = [("drums", rolls["drums"]), ("real bass", rolls["tokens"])]
+    for name in (context_model, alone):
+        if name and f"sample_{name}" in rolls:
+            rows.append((display(name), rolls[f"sample_{name}"]))
+    n = len(rolls["tokens"])
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7.0, 0.75 * len(rows) + 0.4), squeeze=False)
+    for ax, (label, value) in zip(axes[:, 0], rows):
+        if label == "drums":
+            ax.imshow(np.concatenate(list(value)).T, aspect="auto", origin="lower", cmap="Greys",
+                      interpolation="nearest", extent=(0, n * rep.BASS_STEPS, -0.5, rep.DRUM_CLASSES - 0.5))
+            ax.set_yticks([])
+        else:
+            ax.set_ylim(rep.BASS_LOW - 1, rep.BASS_HIGH + 1)
+            ax.set_yticks(list(PITCH_TICKS), list(PITCH_TICKS.values()))
+            ax.tick_params(axis="y", labelsize=5, length=2, pad=1)
+            for w, seq in enumerate(value):
+                for start, end, pitch in rep.token_notes(seq):
+                    ax.broken_barh([(w * rep.BASS_STEPS + start, end - start)], (pitch - 0.5, 1.0), color="C0")
+        ax.set_xlim(0, n * rep.BASS_STEPS)
+        ax.set_xticks(np.arange(0, n * rep.BASS_STEPS + 1, rep.BASS_STEPS // 2), [str(b + 1) for b in range(2 * n + 1)])
+        ax.tick_params(axis="x", labelsize=5, length=2, labelbottom=ax is axes[-1, 0])
+        for x in range(0, n * rep.BASS_STEPS + 1, rep.BASS_STEPS):
+            ax.axvline(x, color="0.7", lw=0.6, zorder=0)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    axes[-1, 0].set_xlabel("bar", fontsize=7)
+    fig.tight_layout(pad=0.3, h_pad=0.2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)

@@ -1,14 +1,14 @@
 """LaTeX formatting of results: numbers, interval cells, macro names and booktabs tables.
 
 A results entry is ``{"value", "lo", "hi"}`` from ``metrics/<system>.json``; metric
-labels, digits and directions come from ``dnb.metrics.METRICS``.
+labels, digits and directions come from ``dnb.metrics.REPORTED``.
 """
 
 from __future__ import annotations
 
 import re
 
-from dnb.metrics import METRICS
+from dnb.metrics import REPORTED
 from pipeline.report.names import display
 
 DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
@@ -56,7 +56,7 @@ def latex_escape(text: str) -> str:
 
 def best_rows(rows: dict[str, dict], metric: str, reference: dict | None) -> set[str]:
     """Names of the rows holding the best value of ``metric`` (ties all bold)."""
-    better = METRICS[metric].better
+    better = REPORTED[metric].better
     values = {n: e["value"] for n, m in rows.items() if (e := entry(m, metric)) is not None}
     if not values or better is None:
         return set()
@@ -69,7 +69,7 @@ def best_rows(rows: dict[str, dict], metric: str, reference: dict | None) -> set
     else:
         score = {n: (v if better == "min" else -v) for n, v in values.items()}
         target = min(score.values())
-    digits = METRICS[metric].digits
+    digits = REPORTED[metric].digits
     return {n for n, s in score.items() if round(s, digits) == round(target, digits)}
 
 
@@ -94,7 +94,7 @@ def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, r
     bold = {c: best_rows(rows, c, reference) for c in columns}
     lines = [
         *table_head(caption, label, "l" + "r" * len(columns)),
-        " & ".join([first] + [METRICS[c].label for c in columns]) + r" \\",
+        " & ".join([first] + [REPORTED[c].label for c in columns]) + r" \\",
         r"\midrule",
     ]
     previous = None
@@ -105,13 +105,13 @@ def table(rows: dict[str, dict], columns: list[str], caption: str, label: str, r
         previous = group
         cells = []
         for c in columns:
-            text = cell(entry(metrics, c), METRICS[c].digits)
+            text = cell(entry(metrics, c), REPORTED[c].digits)
             cells.append(rf"\textbf{{{text}}}" if name in bold[c] and text != "n/a" else text)
         label = display(name)
         lines.append(" & ".join([label] + cells) + r" \\")
     if reference is not None:
         lines.append(r"\midrule")
-        ref_cells = [cell(entry(reference, c), METRICS[c].digits) for c in columns]
+        ref_cells = [cell(entry(reference, c), REPORTED[c].digits) for c in columns]
         lines.append(" & ".join([r"\emph{real bass}"] + ref_cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
@@ -143,11 +143,11 @@ def quality_table(comparisons: dict, baselines: list[str], metrics: list[str], c
                                 for b in baselines]) + r" \\",
         "".join(rf"\cmidrule(lr){{{2 + i * len(metrics)}-{1 + (i + 1) * len(metrics)}}}"
                 for i in range(len(baselines))),
-        " & ".join([""] + [rf"$\Delta$ {METRICS[m].label}" for _, m in columns]) + r" \\",
+        " & ".join([""] + [rf"$\Delta$ {REPORTED[m].label}" for _, m in columns]) + r" \\",
         r"\midrule",
     ]
     for model, against in comparisons.items():
-        cells = [difference_cell((against.get(b) or {}).get(m), METRICS[m].digits) for b, m in columns]
+        cells = [difference_cell((against.get(b) or {}).get(m), REPORTED[m].digits) for b, m in columns]
         if all(c == "n/a" for c in cells):
             continue
         lines.append(" & ".join([display(model)] + cells) + r" \\")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dnb.metrics import METRICS
+from dnb.metrics import METRICS, SONG_METRICS
 from pipeline.report.latex import entry, latex_escape
 from pipeline.report.names import ABLATION_PROSE, CORPUS_TEXT, display
 
@@ -199,3 +199,77 @@ def evaluation_sentence(results: dict, stats: dict) -> str:
     return (f"Sampling every autoregressive model on all {total:,} test pairs would take longer than training it, "
             f"so every system is evaluated on the same seeded subset of {few} of each test song: "
             f"{used:,} pairs covering all {songs:,} test songs, which the song bootstrap resamples.")
+
+
+SONG_GAPS = {"identical_rhythm_rate": 0.10, "identical_line_rate": 0.10, "distinct_line_rate": 0.15}  # the goals
+
+
+def best_song_system(songs: dict) -> str | None:
+    """The context-taking system whose song statistics are closest to the real bass's (sum of
+    absolute gaps over ``SONG_GAPS``); baselines are not candidates."""
+    real = (songs.get("real") or {}).get("metrics")
+    gaps = {}
+    for stem, data in songs.items():
+        if stem == "real" or data.get("kind") == "baseline" or not data.get("takes_previous"):
+            continue
+        values = [(entry(data.get("metrics"), m), entry(real, m)) for m in SONG_GAPS]
+        if all(a and b for a, b in values):
+            gaps[stem] = sum(abs(a["value"] - b["value"]) for a, b in values)
+    return min(gaps, key=gaps.get) if gaps else None
+
+
+def song_sentence(songs: dict) -> str:
+    """The real bass's repetition over consecutive windows against the best context model's and
+    the systems that write every window alone."""
+    real = (songs.get("real") or {}).get("metrics")
+    if not real or not entry(real, "identical_line_rate"):
+        return "The song-level evaluation is not available."
+
+    def stats(metrics: dict) -> str:
+        return (f"repeats the line of the window before in {entry(metrics, 'identical_line_rate')['value']:.3f} "
+                f"of consecutive windows and its rhythm in {entry(metrics, 'identical_rhythm_rate')['value']:.3f}, "
+                f"with {entry(metrics, 'distinct_line_rate')['value']:.3f} distinct lines per window")
+
+    text = f"Written window by window, the real bass {stats(real)}."
+    best = best_song_system(songs)
+    if best:
+        mine = songs[best]["metrics"]
+        gaps = [f"{SONG_METRICS[m].words} {abs(entry(mine, m)['value'] - entry(real, m)['value']):.3f}"
+                for m in SONG_GAPS]
+        text += f" The closest context model, {display(best)}, {stats(mine)} (gaps: {join(gaps)})."
+    alone = [entry(d.get("metrics"), "identical_line_rate")["value"] for s, d in songs.items()
+             if s != "real" and d.get("kind") != "baseline" and not d.get("takes_previous")
+             and entry(d.get("metrics"), "identical_line_rate")]
+    if alone:
+        text += (f" Models that write every window alone repeat a line in at most {max(alone):.3f} "
+                 "of consecutive windows.")
+    return text
+
+
+def critic_sentence(songs: dict) -> str:
+    """The critic's accuracy on the best context model and the range over all systems."""
+    accuracy = {s: e for s, d in songs.items() if s != "real" and (e := entry(d.get("metrics"), "critic_accuracy"))}
+    if not accuracy:
+        return "The critic's test was not run (too few 8-bar lines)."
+    low, high = min(accuracy, key=lambda s: accuracy[s]["value"]), max(accuracy, key=lambda s: accuracy[s]["value"])
+    text = (f"The critic tells real from generated 8-bar lines with an accuracy from "
+            f"{accuracy[low]['value']:.3f} ({display(low)}) to {accuracy[high]['value']:.3f} ({display(high)})")
+    best = best_song_system(songs)
+    if best in accuracy:
+        item = accuracy[best]
+        interval = f" [{item['lo']:.3f}, {item['hi']:.3f}]" if item.get("lo") is not None else ""
+        text += f"; on the closest context model, {display(best)}, {item['value']:.3f}{interval}"
+    return text + " (0.5: indistinguishable)."
+
+
+def context_sentence(comparisons: dict, baseline: str = "repeat_previous") -> str:
+    """Which systems clear the copy of the previous window on perplexity and BLEU-4 MBR (paired)."""
+    rows = {m: against.get(baseline) or {} for m, against in comparisons.items()}
+    if not any(rows.values()):
+        return "The paired comparison with repeat previous was not computed."
+    winners = [display(m) for m, row in rows.items()
+               if all((row.get(k) or {}).get("clears") for k in ("perplexity", "bleu4_mbr"))]
+    who = join(winners) if winners else "no neural model"
+    verb = "clear" if len(winners) > 1 else "clears"
+    return (f"With the real previous window, {who} {verb} repeat previous on both perplexity and BLEU-4 of the "
+            "MBR choice (paired song bootstrap).")
