@@ -289,9 +289,16 @@ class Bench:
         job.status = f"loading {s.model}"
         model, style_names = self.load(s.model)
         bars = 2 * len(song.windows.drums)
-        job.status, job.progress = f"generating {bars} bars with {s.model}, {s.samples} variation(s)", 1 / steps
+        doing = f"generating {bars} bars with {s.model}, {s.samples} variation(s)"
+        job.status, job.progress = doing, 1 / steps
         key = gen.check(s)
-        arrangement = gen.arrange(song.score, song.windows, model, style_names, s, self.classifier, key)
+
+        def step(done: int, total: int) -> None:  # chain level by chain level with context, else all at once
+            job.progress = (1 + done / max(total, 1)) / steps
+            if done < total:
+                job.status = f"{doing}: window {done}/{total}"
+
+        arrangement = gen.arrange(song.score, song.windows, model, style_names, s, self.classifier, key, step)
         job.summary = arrangement.summary()
         stem = re.sub(r"[^\w.-]+", "_", Path(song.name).stem)[:60] or "song"
         variations = []
@@ -351,6 +358,12 @@ def settings_from_form(form: dict, known: dict[str, dict]) -> gen.Settings:
             raise BenchError(400, f"{name.capitalize()} must be between {lo} and {hi}.")
         return value
 
+    def flag(name, default):
+        value = form.get(name, default)
+        if not isinstance(value, bool):
+            raise BenchError(400, f"{name.capitalize()} must be true or false.")
+        return value
+
     velocity = str(form.get("velocity") or "rule")
     if velocity not in ("rule", "fixed"):
         raise BenchError(400, "Velocity must be rule or fixed.")
@@ -364,5 +377,5 @@ def settings_from_form(form: dict, known: dict[str, dict]) -> gen.Settings:
         velocity=velocity,
         humanize=number("humanize", float, 0, 100, 0),
         seed=number("seed", int, 0, 2**31 - 1, 0),
-        context=bool(form.get("context", False)),
+        context=flag("context", True),
     )

@@ -21,11 +21,17 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("drums", help="drum MIDI file (or a full song: its drum tracks are used)")
     gen.add_argument("--model", required=True,
                      help="trained model (<checkpoint dir>/<model>.pt) or baseline (fitted on <tensors>/train.npz)")
-    gen.add_argument("--samples", type=int, default=1, help="K bass lines -> K files OUT-1.mid .. OUT-K.mid")
+    gen.add_argument("--samples", type=int, default=1,
+                     help="K whole-song bass lines (each its own chain of windows) -> K files OUT-1.mid .. OUT-K.mid")
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--mbr", type=int, default=0, metavar="N",
                      help="draw N candidates per window and keep the most typical one (highest mean BLEU-4 "
-                          "against the others, as the paper's BLEU-4 MBR); one output file")
+                          "against the others, as the paper's BLEU-4 MBR); with context window by window, the "
+                          "candidates conditioned on the line chosen for the window before; one output file")
+    gen.add_argument("--context", action=argparse.BooleanOptionalAction, default=True,
+                     help="each window conditioned on the line just written for the window before (models "
+                          "trained with the previous window; others ignore it); --no-context: every window "
+                          "independently")
     gen.add_argument("--key", help="e.g. Am, C, F#m; default: estimated from pitched notes, else C major")
     gen.add_argument("--chords", help='chord progression looped over the file, e.g. "Am F C G" (one chord per bar; '
                                       'N for none); default: annotated from the file\'s pitched tracks, if any')

@@ -1,8 +1,8 @@
 """`dnb generate`: write a bass line for any drum MIDI file with a trained model.
 
-    dnb generate DRUMS.mid --model transformer [--samples K] [--temperature T] [--key Am]
-                 [--style funk] [--program 33] [--velocity rule|fixed] [--humanize MS]
-                 [--out OUT.mid] [--wav OUT.wav] [--seed S]
+    dnb generate DRUMS.mid --model transformer [--samples K | --mbr N] [--no-context] [--temperature T]
+                 [--key Am] [--chords "Am F C G"] [--style funk] [--program 33] [--velocity rule|fixed]
+                 [--humanize MS] [--out OUT.mid] [--wav OUT.wav] [--seed S]
 
 Every complete 2-bar 4/4 window of the input gets a bass line (windows in other
 metres are left without bass). Conditioning per window: tempo from the file's
@@ -12,12 +12,27 @@ has any, else C major; drum style from ``--style``, else the drum-style classifi
 prediction for each window (as in training, where every pair carries the predicted
 style of its own drum grid).
 
+Context (the default; ``--no-context`` turns it off): a model trained with the previous
+window (``takes_previous``) writes the song as a song is written, each window conditioned
+on the line it has just written for the window before (``models.base.sample_song``, with
+``dnb.schema.previous_rows`` of the windows' start ticks): the first window of the file,
+and the first after a stretch in another metre, has no previous window (``has_prev`` 0).
+Windows of equal depth in their chains are sampled together, one step per chain level; a
+file of more than ``PROGRESS_WINDOWS`` windows draws tqdm progress on stderr. A model
+without it, or ``--no-context``, samples every window independently in one batch (the
+summary line says ``context: off (model has none)`` or ``context: off``). With ``--samples K``
+> 1, K files are written: ``OUT-1.mid`` .. ``OUT-K.mid`` (and ``OUT-i.wav``), K whole-song
+variations, each its own chain, so that every file is a playable arrangement. ``--mbr N``
+writes one line: per window, of N candidates the one with the highest mean BLEU-4 against
+the others (``dnb.metrics.mbr_select``); with context this goes window by window (chain
+level by chain level), the N candidates of a window all conditioned on the line chosen for
+the window before (``Draws``). One seed (``--seed``) drives every draw: the same seed, file and
+settings give the same output.
+
 Bass velocities follow the drums and the bar (``producer.dynamics``: accents on kicks and
 downbeats, soft ghost notes) unless ``--velocity fixed``; ``--humanize MS`` adds seeded
 timing jitter. The output keeps the ORIGINAL drum track(s) note for note (copied from the input,
-with its tempo map and time signatures) and adds one bass track. With ``--samples K``
-> 1, K files are written: ``OUT-1.mid`` .. ``OUT-K.mid`` (and ``OUT-i.wav``), one
-bass line each, so that every file is a playable arrangement. Errors are one line on
+with its tempo map and time signatures) and adds one bass track. Errors are one line on
 stderr with exit code 2.
 """
 
@@ -34,7 +49,7 @@ import numpy as np
 from dnb import representation as rep
 from dnb.audio import AudioError, render_wav
 from dnb.params import PARAMS, load_params
-from dnb.schema import DEFAULT_PROGRAM, conditioning_batch
+from dnb.schema import DEFAULT_PROGRAM, conditioning_batch, previous_rows
 from producer import paths
 
 NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -213,20 +228,80 @@ def chord_markers(score, windows, chords: np.ndarray) -> list:
     return markers
 
 
+PROGRESS_WINDOWS = 16  # `dnb generate` draws a progress bar (stderr) for files of more windows than this
+
+
+def chain_depths(previous: np.ndarray) -> np.ndarray:
+    """``[W]`` place of each window in its chain (0 = starts the song or a 4/4 stretch), from
+    ``dnb.schema.previous_rows``: windows of equal depth are sampled together in one step."""
+    depth = np.zeros(len(previous), dtype=np.int64)
+    for row, parent in enumerate(np.asarray(previous, dtype=np.int64)):
+        depth[row] = depth[parent] + 1 if parent >= 0 else 0
+    return depth
+
+
+class Draws:
+    """The model as ``models.base.sample_song`` sees it: every call of ``sample`` is one step of
+    the song (a chain level, or all windows at once without context). With ``mbr`` = N, a call
+    asked for one line per row draws N candidates per row, all conditioned on the same previous
+    line, and returns the MBR one (``dnb.metrics.mbr_select``), so that the chosen line is what
+    the next window is conditioned on. ``step(done, total)`` hears how many of the ``total``
+    windows are done."""
+
+    def __init__(self, model, chains: int, total: int, mbr: int = 0, step=None):
+        self.model, self.chains, self.total, self.mbr, self.step = model, chains, total, mbr, step
+        self.takes_previous = bool(getattr(model, "takes_previous", False))
+        self.done = 0
+
+    def sample(self, batch: dict, k: int = 1, temperature: float = 1.0, generator=None):
+        import torch
+
+        rows = int(batch["drums"].shape[0])
+        if self.mbr:
+            from dnb.metrics import mbr_select
+
+            if k != 1:
+                raise ValueError("MBR writes one line per window: k must be 1")
+            draws = self.model.sample(batch, k=self.mbr, temperature=temperature, generator=generator)
+            out = torch.as_tensor(mbr_select(draws.cpu().numpy()), device=draws.device)[:, None]
+        else:
+            out = self.model.sample(batch, k=k, temperature=temperature, generator=generator)
+        self.done += rows * k // self.chains  # one window of each chain per row and line
+        if self.step is not None:
+            self.step(self.done, self.total)
+        return out
+
+
 def sample_windows(model, windows, key: int, styles: np.ndarray, program: int, k: int, temperature: float, seed: int,
-                   chords: np.ndarray | None = None):
-    """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded, on the model's device."""
+                   chords: np.ndarray | None = None, previous: np.ndarray | None = None, mbr: int = 0, step=None):
+    """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded, on the model's device.
+
+    ``previous`` (``dnb.schema.previous_rows``) None: every window independently, in one batch.
+    Else free running (``models.base.sample_song``): each window conditioned on the line just
+    written for its previous window, K independent chains (whole-song variations), one step per
+    chain level; a model that does not take the previous window samples every window
+    independently all the same. ``mbr`` = N (K = 1): per window, the MBR line of N candidates
+    (``Draws``); with ``previous``, window by window, each conditioned on the line chosen for the
+    window before. ``step(done, total)``: progress, in windows."""
     import torch
 
     from dnb.device import device_of, to_device
+    from models.base import sample_song
 
+    if mbr and k != 1:
+        raise ValueError("MBR writes one line per window: k must be 1")
     batch = conditioning_batch(windows.drums, windows.bpm, program, key, styles, chords)
     if hasattr(model, "eval"):
         model.eval()
     device = device_of(model)
+    draws = Draws(model, k, len(windows.drums), mbr, step)
+    context = previous is not None
+    if previous is None:
+        previous = np.full(len(windows.drums), -1, dtype=np.int64)
     with torch.no_grad():
         generator = torch.Generator(device=device).manual_seed(seed)
-        out = model.sample(to_device(batch, device), k=k, temperature=temperature, generator=generator)
+        out = sample_song(draws, to_device(batch, device), previous, k=1 if mbr else k, temperature=temperature,
+                          generator=generator, context=context)
     return out.cpu().numpy().astype(np.int64)
 
 
@@ -284,7 +359,7 @@ class Settings:
     humanize: float = 0.0
     seed: int = 0
     device: str = "auto"  # neural models sample here (dnb.device.pick_device); baselines on the CPU
-    context: bool = False  # the page's "context" box: passed through, not used by the models yet
+    context: bool = True  # each window conditioned on the line written for the one before (--no-context: off)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -316,6 +391,7 @@ class Arrangement:
     key_note: str
     chord_note: str
     markers: list | None
+    context_note: str = "off"
 
     def midi(self, i: int):
         """Variation ``i`` as a symusic score: the input's drums plus the bass line."""
@@ -325,13 +401,23 @@ class Arrangement:
 
     def summary(self) -> str:
         return (f"{len(self.windows.drums)} windows, key {self.key_note}, chords {self.chord_note}, "
-                f"model {self.settings.model}")
+                f"model {self.settings.model}, context: {self.context_note}")
+
+
+def context_of(score, windows, model, settings: Settings) -> tuple[np.ndarray | None, str]:
+    """(``previous_rows`` of the windows, or None for independent windows; what the summary says)."""
+    if not settings.context:
+        return None, "off"
+    if not getattr(model, "takes_previous", False):
+        return None, "off (model has none)"
+    return previous_rows(windows.start_ticks, rep.QUARTERS_PER_WINDOW * int(score.tpq)), "on"
 
 
 def arrange(score, windows, model, style_names: list[str], settings: Settings, classifier: Path,
-            key: int | None = None) -> Arrangement:
-    """Condition (key, chords, drum style) and sample every window of a file: the work of
-    `dnb generate` between reading the input and writing files, shared with `dnb serve`."""
+            key: int | None = None, step=None) -> Arrangement:
+    """Condition (key, chords, drum style, the previous window) and sample every window of a
+    file: the work of `dnb generate` between reading the input and writing files, shared with
+    `dnb serve`. ``step(done, total)``: progress in windows (``sample_windows``)."""
     if settings.chords_per_bar not in (1, 2):
         raise CliError("--chords-per-bar must be 1 or 2")
     chords, chord_note = window_chords(score, windows, settings.chords, settings.chords_per_bar)
@@ -344,15 +430,24 @@ def arrange(score, windows, model, style_names: list[str], settings: Settings, c
     if key is None:
         key, key_note = estimate_file_key(score)
     styles = style_indices(windows.drums, settings.style, style_names, classifier)
-    draws = settings.mbr or settings.samples
-    tokens = sample_windows(model, windows, key, styles, settings.program, draws, settings.temperature, settings.seed,
-                            chords)
+    previous, context_note = context_of(score, windows, model, settings)
+    # with --mbr, per window the candidate closest (BLEU-4) to all the others: the most typical line
+    tokens = sample_windows(model, windows, key, styles, settings.program, settings.samples, settings.temperature,
+                            settings.seed, chords, previous, settings.mbr, step)
     markers = chord_markers(score, windows, chords) if (chords != 0).any() else None
-    if settings.mbr:  # per window, the candidate closest (BLEU-4) to all the others: the most typical line
-        from dnb.metrics import mbr_select
+    return Arrangement(score, windows, tokens, settings, key, key_note, chord_note, markers, context_note)
 
-        tokens = mbr_select(tokens)[:, None]
-    return Arrangement(score, windows, tokens, settings, key, key_note, chord_note, markers)
+
+def progress_bar(score, windows, model, settings: Settings):
+    """tqdm over the windows on stderr, drawn when the file has more than ``PROGRESS_WINDOWS``
+    windows and is written in more than one step (chain levels: context on a model that takes
+    it); a disabled bar otherwise (one batched step is over before a bar would tell anything)."""
+    from tqdm import tqdm
+
+    previous, _ = context_of(score, windows, model, settings)
+    steps = int(chain_depths(previous).max()) + 1 if previous is not None and len(previous) else 1
+    return tqdm(total=len(windows.drums), desc="dnb: bass", unit="window", file=sys.stderr, mininterval=0.5,
+                disable=len(windows.drums) <= PROGRESS_WINDOWS or steps <= 1)
 
 
 def resolve_paths(args: argparse.Namespace) -> dict[str, tuple[Path, str]]:
@@ -375,7 +470,9 @@ def generate(args: argparse.Namespace) -> list[Path]:
     except ValueError as err:
         raise CliError(str(err)) from None
     model, style_names = load_model(settings.model, found["checkpoints"][0], found["tensors"][0], where, device)
-    song = arrange(score, windows, model, style_names, settings, found["classifier"][0], key)
+    with progress_bar(score, windows, model, settings) as bar:
+        song = arrange(score, windows, model, style_names, settings, found["classifier"][0], key,
+                       step=lambda done, total: bar.update(done - bar.n))
     out = Path(args.out) if args.out else Path(f"{Path(args.drums).stem}.{args.model.replace('/', '-')}.mid")
     written = []
     wavs = output_paths(Path(args.wav), settings.samples) if args.wav else [None] * settings.samples

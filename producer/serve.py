@@ -16,7 +16,8 @@ Routes (JSON unless said)::
     POST /api/upload           body: a MIDI file (header X-Filename) -> the song: drums, bars, default key / chords
     GET  /api/loops/<n>        a Groove MIDI loop as a song
     POST /api/generate         {song, model, key, chords, chords_per_bar, temperature, variations, seed,
-                                context, velocity, humanize} -> {job}
+                                context, velocity, humanize} -> {job}; context (default true): each window
+                                follows the line written for the one before (``producer.generate``)
     GET  /api/jobs/<id>        state, status sentence, progress, then per variation: bass notes, midi, audio
     GET  /api/jobs/<id>/<i>.mid / .ogg / .wav   downloads (audio answers Range requests)
 
@@ -24,7 +25,7 @@ Bad input (not MIDI, no drums, no 4/4 window, over ``MAX_BYTES`` or ``MAX_BARS``
 with ``{"error": one sentence}``; an unexpected error is a 500 with one sentence (the
 traceback goes to the server's stderr only), and the server keeps serving. Generation
 runs in one worker thread, one job at a time (a 2-core machine), and the page polls
-the job's status ("generating 100 bars ...", "rendering audio 2/3").
+the job's status ("generating 100 bars ...: window 12/50", "rendering audio 2/3").
 """
 
 from __future__ import annotations

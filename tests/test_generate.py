@@ -92,6 +92,7 @@ def test_generate_keeps_drums_and_fills_every_window(setup):
     done = run_cli(setup, "drums.mid", "--model", "ffnn", "--style", "rock", "--out", "out/song.mid", "--seed", "3")
     assert done.returncode == 0, done.stderr
     assert "4 windows" in done.stdout and "A minor (estimated" in done.stdout
+    assert "model ffnn, context: off (model has none): wrote " in done.stdout  # ffnn takes no previous window
     original = pretty_midi.PrettyMIDI(str(setup / "drums.mid"))
     out = pretty_midi.PrettyMIDI(str(setup / "out/song.mid"))
     assert notes_of(out, drum=True) == notes_of(original, drum=True)  # copied, not re-rendered (jitter kept)

@@ -241,6 +241,56 @@ def test_without_fluidsynth_the_page_says_so_and_midi_still_works(server, tmp_pa
     assert windows_with_bass(job.variations[0]["midi_bytes"]) == [6, 6, 6, 6]
 
 
+def test_context_reaches_the_model_and_the_page_writes_what_dnb_generate_writes(server, tmp_path, capsys):
+    """A tiny transformer trained with the previous window: the form's context (default on) is the
+    command's (no --no-context), and off is --no-context; anything but true or false is a 400."""
+    import torch
+
+    from dnb.schema import DataInfo
+    from models import build
+    from models.checkpoint import save_checkpoint
+    from producer import cli
+
+    torch.manual_seed(0)
+    info = DataInfo(n_styles=3, style_names=["funk", "rock", "jazz"])
+    params = {"conditioning": ["previous"], "d_model": 16, "heads": 2, "layers": 1, "ff": 32}
+    save_checkpoint(tmp_path / "ck" / "transformer.pt", build("transformer", params, info), "transformer", params, info)
+    bench = Bench(tmp_path / "ck", tmp_path / "none.npz", server["root"] / "tensors", None, audio=False)
+    assert bench.default_model(bench.model_list()) == "transformer"
+    drum_file(tmp_path / "d.mid")
+    song = bench.add_song((tmp_path / "d.mid").read_bytes(), "d.mid")
+
+    def finished(job):
+        deadline = time.monotonic() + 60
+        while job.state not in ("done", "error") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.state == "done", job.error
+        return job
+
+    form = {"song": song.id, "model": "transformer", "variations": 2, "seed": 9}
+    on, off = finished(bench.submit(form)), finished(bench.submit({**form, "context": False}))
+    assert on.public()["context"] is True and on.summary.endswith(", model transformer, context: on")
+    assert off.public()["context"] is False and off.summary.endswith(", model transformer, context: off")
+    assert on.progress == off.progress == 1.0
+    command = ["generate", str(tmp_path / "d.mid"), "--model", "transformer", "--samples", "2", "--seed", "9",
+               "--checkpoint-dir", str(tmp_path / "ck"), "--classifier", str(tmp_path / "none.npz")]
+    assert cli.main(command + ["--out", str(tmp_path / "on.mid")]) == 0
+    assert cli.main(command + ["--no-context", "--out", str(tmp_path / "off.mid")]) == 0
+    for job, name in ((on, "on"), (off, "off")):
+        for i in range(2):
+            page = symusic.Score.from_midi(job.variations[i]["midi_bytes"]).tracks[-1].notes.numpy()
+            written = symusic.Score(str(tmp_path / f"{name}-{i + 1}.mid")).tracks[-1].notes.numpy()
+            for column in ("time", "duration", "pitch", "velocity"):
+                np.testing.assert_array_equal(page[column], written[column])
+    assert [v["notes"] for v in on.variations] != [v["notes"] for v in off.variations]
+    with pytest.raises(bench_module.BenchError, match="Context must be true or false."):
+        bench.submit({**form, "context": "no"})
+    _, page_song, _ = upload(server, (tmp_path / "d.mid").read_bytes())
+    status, body, _ = request(server["url"] + "/api/generate",
+                              json.dumps({"song": page_song["song"], "model": "knn", "context": 1}).encode())
+    assert (status, body["error"]) == (400, "Context must be true or false.")
+
+
 def test_default_chords_find_the_loop_and_byte_ranges():
     assert bench_module.sentence("no drums in x") == "No drums in x."
     assert byte_range(b"abcdef", "bytes=2-3", "audio/ogg")[:2] == (206, b"cd")
@@ -288,8 +338,11 @@ def choose_file(browser: Browser, session: str, path: Path) -> None:
     browser.call("DOM.setFileInputFiles", session, files=[str(path.resolve())], nodeId=node)
 
 
-def test_page_generates_plays_and_downloads(server, tmp_path):
+def test_page_generates_plays_and_downloads(server, tmp_path, monkeypatch):
     need_browser_and_audio()
+    bench, release = server["bench"], threading.Event()
+    run = bench.run
+    monkeypatch.setattr(bench, "run", lambda job: (release.wait(30), run(job)))  # held until the page shows it works
     drum_file(tmp_path / "beat.mid")
     (tmp_path / "noise.mid").write_bytes(np.random.default_rng(0).bytes(4000))
     browser = Browser(tmp_path / "profile")
@@ -299,19 +352,37 @@ def test_page_generates_plays_and_downloads(server, tmp_path):
         assert browser.wait(session, 'document.body.dataset.state === "ready"')
         info = browser.evaluate(session, 'document.getElementById("song-info").textContent')
         assert info.startswith("beat.mid: 8 bars of 4/4 (4 two-bar windows), 120 bpm"), info
+        assert browser.evaluate(session, 'document.getElementById("context").checked') is True  # on by default
         browser.evaluate(session, 'document.getElementById("model").value = "root_on_kick";'
                                   'document.getElementById("variations").value = "2";'
                                   'document.getElementById("generate").click()')
+        working = ('document.body.dataset.state === "generating" && document.getElementById("generate").disabled'
+                   ' && document.getElementById("generate").textContent === "Working\u2026"'
+                   ' && !document.getElementById("progress").hidden'
+                   ' && document.getElementById("status").textContent.startsWith("waiting for the generator")')
+        assert browser.wait(session, working, timeout=20)
+        release.set()
         playable = ('document.body.dataset.state === "done" && document.getElementById("audio").readyState >= 2'
                     ' || document.body.dataset.state === "error"')
         browser.wait(session, playable, timeout=60)
         assert browser.evaluate(session, 'document.getElementById("error").textContent') == ""
+        assert browser.evaluate(session, 'document.getElementById("generate").textContent') == "Generate"
+        summary = browser.evaluate(session, 'document.getElementById("summary").textContent')
+        assert summary.endswith("model root_on_kick, context: off (model has none)"), summary
+        assert list(bench.jobs.values())[-1].settings.context is True  # the box, as sent
         assert browser.evaluate(session, 'document.querySelectorAll("#variation-tabs button").length') == 2
         got = browser.evaluate(session, FETCH_DOWNLOAD, await_promise=True)
         assert got["status"] == 200 and got["name"] == "beat.root_on_kick-1.mid"
         assert windows_with_bass(base64.b64decode(got["data"])) == [6, 6, 6, 6]
         browser.evaluate(session, 'document.querySelectorAll("#variation-tabs button")[1].click()')
         assert browser.evaluate(session, 'document.getElementById("download").download') == "beat.root_on_kick-2.mid"
+        browser.evaluate(session, 'document.getElementById("context").click();'  # unchecked: independent windows
+                                  'document.getElementById("generate").click()')
+        browser.wait(session, 'document.body.dataset.state === "done" || document.body.dataset.state === "error"',
+                     timeout=60)
+        summary = browser.evaluate(session, 'document.getElementById("summary").textContent')
+        assert summary.endswith("model root_on_kick, context: off"), summary
+        assert list(bench.jobs.values())[-1].settings.context is False
 
         choose_file(browser, session, tmp_path / "noise.mid")
         browser.wait(session, 'document.body.dataset.state === "error"')

@@ -1,7 +1,8 @@
 // The producer's bench: upload or pick drums, generate, draw the piano roll, play and download.
 // Talks to the JSON routes of producer/serve.py; every file is served by the app itself.
 // document.body.dataset.state says where the page is (idle, reading, ready, generating, done,
-// error), for people and for the test.
+// error), for people and for the test. While generating, the button says "Working..." and the
+// status line and progress bar follow the job (the server's window count with context).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -130,6 +131,7 @@ async function generate() {
   if (!bench.song) return;
   showError("");
   $("generate").disabled = true;
+  $("generate").textContent = "Working\u2026";
   setState("generating");
   setStatus(`generating ${bench.song.bars} bars...`, 0);
   try {
@@ -147,6 +149,7 @@ async function generate() {
     failed(err);
   } finally {
     $("generate").disabled = false;
+    $("generate").textContent = "Generate";
   }
 }
 
@@ -164,7 +167,7 @@ function showResult(job) {
   const note = job.audio_note || (bench.options && !bench.options.audio ? bench.options.audio_note : "");
   $("audio-note").textContent = note || "";
   $("audio-note").hidden = !note;
-  $("summary").textContent = job.summary + (job.context ? "; context: on (not used by the models yet)" : "");
+  $("summary").textContent = job.summary;
   select(0);
   setState("done");
 }
