@@ -85,7 +85,7 @@ def test_cells_intervals_and_na():
 
 def test_main_table_bold_best_and_na(results, tmp_path):
     out = tmp_path / "generated"
-    tables.write_tables(results, {"train": {"pairs": 10, "songs": 2}}, {"pairs_kept": 14}, {}, out)
+    tables.write_tables(results, {"train": {"pairs": 10, "songs": 2}}, {"pairs_kept": 14}, {}, out, SONGS)
     main = (out / "table_main.tex").read_text()
     rows = {line.split(" & ")[0]: line for line in main.splitlines() if " & " in line}
     # lowest perplexity (transformer) and highest BLEU-4 (transformer, 0.30 > knn 0.28) in bold
@@ -104,7 +104,7 @@ def test_main_table_bold_best_and_na(results, tmp_path):
 
 def test_macros_and_sentences(results, tmp_path):
     out = tmp_path / "generated"
-    tables.write_tables(results, {}, {}, {}, out)
+    tables.write_tables(results, {}, {}, {}, out, SONGS)
     text = (out / "macros.tex").read_text()
     defs = dict(re.findall(r"\\newcommand\{\\([^}]*)\}\{(.*)\}", text))
     assert all(re.fullmatch(r"[A-Za-z]+", name) for name in defs)
@@ -147,7 +147,7 @@ def test_quality_table_and_sentence(results):
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_generated_tables_compile(results, tmp_path):
     out = tmp_path / "generated"
-    tables.write_tables(results, {}, {}, {}, out)
+    tables.write_tables(results, {}, {}, {}, out, SONGS)
     body = "\n".join(rf"\input{{generated/{p.stem}}}" for p in sorted(out.glob("table_*.tex")))
     doc = (r"\documentclass{article}\usepackage{booktabs,graphicx}\begin{document}\input{generated/macros}"
            r"\leadSentence\ \pixSentence\ \ablationSentence\ \silenceSentence\ \qualitySentence\ \qualityAbstract"
@@ -174,7 +174,7 @@ def test_metric_names_are_the_evaluations_and_a_missing_or_failed_file_stops_the
     (d / "comparisons.json").write_text("{}")
     results = tables.load_results(d, ["ffnn"], [], [])
     out = tmp_path / "generated"
-    tables.write_tables(results, {}, {}, {}, out)
+    tables.write_tables(results, {}, {}, {}, out, SONGS)
     defs = dict(re.findall(r"\\newcommand\{\\([^}]*)\}\{(.*)\}", (out / "macros.tex").read_text()))
     assert defs["ffnnNllPerStep"] == "1.500" and defs["ffnnPitchClassAccuracy"] == "0.400"
     with pytest.raises(SystemExit, match=r"metrics/cnn.json missing.*run `dvc repro evaluate`"):
@@ -212,3 +212,44 @@ def test_corpus_and_evaluation_sentences():
     assert "at most 8 pairs of each test song: 12,000 pairs covering all 1,604" in sentence
     results["models"]["x"]["n_test_pairs"] = 73315
     assert prose.evaluation_sentence(results, stats) == "Every pair of the test split is evaluated."
+
+
+def _song(kind: str, takes: bool, line: float, rhythm: float, distinct: float, critic: float | None) -> dict:
+    def item(v):
+        return {"value": v, "lo": v - 0.01, "hi": v + 0.01}
+    metrics = {"identical_line_rate": item(line), "identical_rhythm_rate": item(rhythm),
+               "distinct_line_rate": item(distinct), "consecutive_bleu4": item(line + 0.2),
+               "onset_pitch_f1": item(0.1), "bleu4": item(0.4),
+               "critic_accuracy": item(critic) if critic is not None else None}
+    return {"kind": kind, "status": "ok", "takes_previous": takes, "metrics": metrics,
+            "n_test_songs": 12, "n_test_windows": 150, "max_windows": 16}
+
+
+SONGS = {
+    "real": _song("reference", False, 0.25, 0.55, 0.37, None),
+    "transformer": _song("model", False, 0.0, 0.02, 1.0, 0.95),
+    "ablation_previous": _song("ablation", True, 0.30, 0.50, 0.40, 0.60),
+    "ablation_chords": _song("ablation", False, 0.0, 0.01, 1.0, 0.9),
+    "repeat_previous": _song("baseline", True, 1.0, 1.0, 0.06, 0.99),
+}
+
+
+def test_song_table_and_sentences(results, tmp_path):
+    out = tmp_path / "generated"
+    tables.write_tables(results, {}, {}, {}, out, SONGS)
+    text = (out / "table_songs.tex").read_text()
+    rows = {line.split(" & ")[0]: line for line in text.splitlines() if " & " in line}
+    # closest to the real 0.25 identical lines: the context run (0.30), not the copy (1.0); lowest critic accuracy
+    assert r"\textbf{0.300" in rows["ablation + previous window"]
+    assert r"\textbf{0.600" in rows["ablation + previous window"]
+    assert not any(r"\textbf" in c for c in rows["repeat previous"].split(" & ")[1:4])  # (equal F1/BLEU: all bold)
+    assert rows[r"\emph{real bass}"].split(" & ")[-1].startswith("n/a")  # no critic for the real bass
+    assert prose.best_song_system(SONGS) == "ablation_previous"  # baselines are never the best context model
+    sentence = prose.song_sentence(SONGS)
+    assert "real bass repeats the line of the window before in 0.250" in sentence
+    assert "ablation + previous window" in sentence and "0.050" in sentence  # |0.30 - 0.25|
+    assert "at most 0.000" in sentence
+    critic = prose.critic_sentence(SONGS)
+    assert "from 0.600" in critic and "to 0.990" in critic and "0.600 [0.590, 0.610]" in critic
+    macros = (out / "macros.tex").read_text()
+    assert r"\newcommand{\bestSongSystem}{ablation + previous window}" in macros

@@ -1,0 +1,133 @@
+"""The previous window: in the models (lstm, cvae, transformer), the repeat_previous baseline,
+free-running songs (models.base.sample_song), the song metrics and the songs stage's windows."""
+
+import numpy as np
+import pytest
+import torch
+
+import models
+from dnb import metrics as M
+from dnb import representation as rep
+from dnb.data import iterate_batches, synthetic_split
+from dnb.schema import DataInfo, previous_rows
+from models.base import sample_song
+from pipeline.songs import song_windows
+
+INFO = DataInfo(n_styles=3)
+SMALL = {"hidden": 32, "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "latent": 4, "cond_dim": 16}
+
+
+def copy_split(n: int, seed: int) -> dict:
+    """Songs of 4 windows whose bass repeats the previous window's random line exactly."""
+    split = synthetic_split(n, seed)
+    rng = np.random.default_rng(seed)
+    lines = rng.choice([rep.REST, rep.SUSTAIN] + list(range(2, 14)), size=(n // 4, rep.BASS_STEPS))
+    tokens = torch.as_tensor(np.repeat(lines, 4, axis=0), dtype=torch.long)
+    split["tokens"] = tokens
+    split["prev_tokens"] = torch.where(split["has_prev"][:, None] > 0, tokens, 0)
+    split["roll"] = torch.as_tensor(rep.tokens_to_roll(tokens.numpy().astype(np.uint8))).float()
+    return split
+
+
+def test_previous_rows_follow_contiguous_windows():
+    assert previous_rows(np.array([0, 8, 16, 40, 48]), 8).tolist() == [-1, 0, 1, -1, 3]
+    assert previous_rows(np.array([5]), 8).tolist() == [-1]
+
+
+@pytest.mark.parametrize("name", ["lstm", "cvae", "transformer"])
+def test_architectures_take_the_previous_window_only_when_asked(name):
+    torch.manual_seed(0)
+    plain = models.build(name, SMALL | {"conditioning": ["tempo"]}, INFO)
+    torch.manual_seed(0)
+    again = models.build(name, SMALL | {"conditioning": ["tempo"]}, INFO)
+    torch.manual_seed(0)
+    context = models.build(name, SMALL | {"conditioning": ["tempo", "previous"]}, INFO)
+    assert not plain.takes_previous and context.takes_previous
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in again.parameters())
+    assert sum(p.numel() for p in context.parameters()) > sum(p.numel() for p in plain.parameters())
+    batch = synthetic_split(8, 0)
+    other = dict(batch, prev_tokens=torch.roll(batch["prev_tokens"], 1, 0))
+    context.eval()
+    plain.eval()
+    with torch.no_grad():  # the context model reads prev_tokens; the plain one never does
+        assert not torch.allclose(context.token_nll(batch), context.token_nll(other))
+        assert torch.allclose(plain.token_nll(batch), plain.token_nll(other))
+
+
+def test_an_architecture_that_cannot_take_it_says_so():
+    with pytest.raises(ValueError, match="ffnn cannot take the previous window"):
+        models.build("ffnn", {"conditioning": ["previous"]}, INFO)
+
+
+def test_transformer_learns_to_repeat_the_previous_line():
+    torch.manual_seed(0)
+    train, test = copy_split(512, 0), copy_split(64, 1)
+    model = models.build("transformer", SMALL | {"conditioning": ["previous"], "context_dropout": 0.1}, INFO)
+    opt = model.configure_optimizers(3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(12):
+        for batch in iterate_batches(train, 64, shuffle=True, generator=gen):
+            model.training_step(batch, opt, epoch)
+    has = test["has_prev"] > 0
+    with_context = model.token_nll(test)[has].mean()
+    hidden = model.token_nll(dict(test, has_prev=torch.zeros_like(test["has_prev"])))[has].mean()
+    assert with_context < 0.5 * hidden  # the copy is learned: much lower NLL with the previous window
+    greedy = model.greedy(test)[has]
+    assert (greedy == test["tokens"][has]).float().mean() > 0.9
+
+
+def test_repeat_previous_copies_and_fits_its_copy_weight():
+    train, test = copy_split(256, 0), copy_split(64, 1)
+    base = models.build("repeat_previous", {}, INFO).fit(train)
+    assert base.copy_weight == 0.99  # the training bass always repeats: the grid's top weight
+    out = base.sample(test, k=2)[:, 0]
+    has = test["has_prev"] > 0
+    assert torch.equal(out[has], test["prev_tokens"][has].long())
+    rule = models.build("root_on_kick", {}, INFO).fit(train).sample(test)[:, 0]
+    assert torch.equal(out[~has], rule[~has])  # no previous window: root on kick
+    bigram = models.build("bigram", {}, INFO).fit(train)
+    assert base.token_nll(test)[has].mean() < 0.1 * bigram.token_nll(test)[has].mean()
+    assert torch.allclose(base.token_nll(test)[~has], bigram.token_nll(test)[~has])
+    unrelated = models.build("repeat_previous", {}, INFO).fit(synthetic_split(256, 0))
+    assert unrelated.copy_weight < 0.05  # synthetic bass never repeats the window before
+
+
+def test_free_running_feeds_each_window_its_own_previous_output():
+    base = models.build("repeat_previous", {}, INFO).fit(synthetic_split(64, 0))
+    batch = synthetic_split(5, 2)
+    batch["prev_tokens"] = torch.full_like(batch["prev_tokens"], 7)  # the real previous line: never read
+    prev = torch.tensor([-1, 0, 1, -1, 3])
+    out = sample_song(base, batch, prev, k=1)[:, 0]
+    assert torch.equal(out[1], out[0]) and torch.equal(out[2], out[0]) and torch.equal(out[4], out[3])
+    assert not (out == 7).all(1).any()
+    alone = sample_song(base, batch, prev, k=1, context=False)[:, 0]
+    rule = models.build("root_on_kick", {}, INFO).fit(synthetic_split(64, 0)).sample(batch)[:, 0]
+    assert torch.equal(alone, rule)  # without context every window is the rule's
+    with pytest.raises(ValueError, match="earlier row"):
+        sample_song(base, batch, torch.tensor([-1, 2, 1, -1, 3]))
+
+
+def test_song_stats_by_hand():
+    a, b = np.zeros(64, int), np.zeros(64, int)
+    a[0], b[0], b[8] = 5, 5, 6  # b keeps a's first note and adds one: same line no, same rhythm no
+    c = a.copy()
+    c[0] = 9  # same rhythm as a, another pitch
+    tokens = np.stack([a, a, b, c, a])
+    stats = M.song_stats(tokens, np.array([-1, 0, 1, -1, 3]), np.array([0, 0, 0, 1, 1]))
+    line = M.SONG_METRICS["identical_line_rate"].statistic(stats["identical_line_rate"][0].sum(0))
+    rhythm = M.SONG_METRICS["identical_rhythm_rate"].statistic(stats["identical_rhythm_rate"][0].sum(0))
+    assert line == pytest.approx(1 / 3) and rhythm == pytest.approx(2 / 3)
+    distinct, songs = stats["distinct_line_rate"]
+    assert distinct.tolist() == [[2.0, 3.0], [2.0, 2.0]] and songs.tolist() == [0, 1]
+    bleu = M.SONG_METRICS["consecutive_bleu4"].statistic(stats["consecutive_bleu4"][0][:1].sum(0))
+    assert bleu == pytest.approx(1.0)  # window 1 against window 0: identical
+
+
+def test_song_windows_chain_only_contiguous_kept_windows():
+    split = synthetic_split(12, 0)  # songs 0, 1, 2 of 4 windows each
+    split["position"] = torch.tensor([0, 1, 2, 3, 0, 1, 3, 4, 2, 3, 4, 5])
+    split["has_prev"] = torch.tensor([0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1])
+    part = song_windows(split, max_windows=3, max_songs=0, seed=0)
+    assert part["song"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    # song 1 skips position 2 (not kept); song 2's window at position 4 is not contiguous (has_prev 0)
+    assert part["previous_row"].tolist() == [-1, 0, 1, -1, 3, -1, -1, 6, -1]
