@@ -17,11 +17,12 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.base import StepwiseTokenModel
-from models.conditioning import COND_DIM, Conditioning
+from models.conditioning import COND_DIM, Conditioning, CopyHead
 
 
 class Cnn(StepwiseTokenModel):
     name = "cnn"
+    can_take_previous = True  # through ``CopyHead``: logits from the previous line's token of each step
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
@@ -38,6 +39,8 @@ class Cnn(StepwiseTokenModel):
             nn.ConvTranspose1d(2 * c, c, 4, stride=2, padding=1), nn.ReLU(), nn.Dropout(dropout)
         )  # 64
         self.head = nn.Conv1d(c, rep.VOCAB_SIZE, 1)
+        self.copy = CopyHead.from_params(params)  # built last: a model without it is initialised as before
+        self.takes_previous = self.copy is not None
 
     def logits(self, batch: dict) -> torch.Tensor:
         x = batch["drums"].float().transpose(1, 2)  # [B, 14, 32]
@@ -48,4 +51,5 @@ class Cnn(StepwiseTokenModel):
         d = self.dec3(z)
         d = self.dec2(torch.cat([d, e2], dim=1))
         d = self.dec1(torch.cat([d, e1], dim=1))
-        return self.head(d).transpose(1, 2)  # [B, 64, 38]
+        out = self.head(d).transpose(1, 2)  # [B, 64, 38]
+        return out if self.copy is None else out + self.copy(batch)

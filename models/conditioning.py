@@ -131,3 +131,31 @@ class Previous(nn.Module):
         grid = batch["prev_drums"].float() * present[:, None, None]
         flag = present.float()[:, None, None].expand(-1, grid.shape[1], 1)
         return torch.cat([grid, flag], -1)
+
+
+class CopyHead(nn.Module):
+    """The previous window for the models that write the 64 steps independently (ffnn, cnn,
+    lstm_fcnn): logits added at step t from the previous line's token at step t, scaled up by
+    how much the two windows' drums agree (Jaccard of their onset grids), so that "the drums
+    repeat" can turn into "repeat the line" without an autoregressive decoder."""
+
+    def __init__(self, context_dropout: float = 0.0):
+        super().__init__()
+        self.previous = Previous(rep.VOCAB_SIZE, context_dropout)  # its token embedding is a row of logits
+        self.agreeing = nn.Embedding(rep.VOCAB_SIZE + 1, rep.VOCAB_SIZE)
+        nn.init.zeros_(self.agreeing.weight)
+
+    @classmethod
+    def from_params(cls, params: dict) -> CopyHead | None:
+        if "previous" not in params.get("conditioning", []):
+            return None
+        return cls(float(params.get("context_dropout", 0.0)))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """``[B, 64, 38]`` logits to add to a stepwise model's own."""
+        present = self.previous.present(batch)
+        tokens = torch.where(present[:, None], batch["prev_tokens"].long(), Previous.NONE)
+        now, before = batch["drums"].float() > 0, batch["prev_drums"].float() > 0
+        union = (now | before).flatten(1).sum(1).clamp(min=1)
+        agree = ((now & before).flatten(1).sum(1) / union) * present  # [B]
+        return self.previous.tok(tokens) + agree[:, None, None] * self.agreeing(tokens)

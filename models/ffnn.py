@@ -9,13 +9,14 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.base import StepwiseTokenModel
-from models.conditioning import COND_DIM, Conditioning
+from models.conditioning import COND_DIM, Conditioning, CopyHead
 
 
 class Ffnn(StepwiseTokenModel):
     """Two hidden ReLU layers over the 448 drum cells plus a 32-d conditioning vector."""
 
     name = "ffnn"
+    can_take_previous = True  # through ``CopyHead``: logits from the previous line's token of each step
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
@@ -30,7 +31,10 @@ class Ffnn(StepwiseTokenModel):
             nn.Dropout(dropout),
             nn.Linear(hidden, rep.BASS_STEPS * rep.VOCAB_SIZE),
         )
+        self.copy = CopyHead.from_params(params)  # built last: a model without it is initialised as before
+        self.takes_previous = self.copy is not None
 
     def logits(self, batch: dict) -> torch.Tensor:
         x = torch.cat([batch["drums"].float().flatten(1), self.cond(batch)], dim=1)
-        return self.net(x).view(-1, rep.BASS_STEPS, rep.VOCAB_SIZE)
+        out = self.net(x).view(-1, rep.BASS_STEPS, rep.VOCAB_SIZE)
+        return out if self.copy is None else out + self.copy(batch)

@@ -15,11 +15,12 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.base import StepwiseTokenModel
-from models.conditioning import COND_DIM, Conditioning
+from models.conditioning import COND_DIM, Conditioning, CopyHead
 
 
 class LstmFcnn(StepwiseTokenModel):
     name = "lstm_fcnn"
+    can_take_previous = True  # through ``CopyHead``: logits from the previous line's token of each step
 
     def __init__(self, params: dict, info: DataInfo):
         super().__init__()
@@ -38,10 +39,13 @@ class LstmFcnn(StepwiseTokenModel):
             nn.ReLU(),
             nn.Linear(fc, rep.BASS_STEPS * rep.VOCAB_SIZE),
         )
+        self.copy = CopyHead.from_params(params)  # built last: a model without it is initialised as before
+        self.takes_previous = self.copy is not None
 
     def logits(self, batch: dict) -> torch.Tensor:
         cond = self.cond(batch)
         _, (h, _) = self.encoder(batch["drums"].float())
         x = self.fc12(torch.cat([h[-1], cond], dim=1))
         x = self.fc345(torch.cat([x, cond], dim=1))
-        return x.view(-1, rep.BASS_STEPS, rep.VOCAB_SIZE)
+        out = x.view(-1, rep.BASS_STEPS, rep.VOCAB_SIZE)
+        return out if self.copy is None else out + self.copy(batch)
