@@ -512,5 +512,6 @@ SONG_METRICS: dict[str, Metric] = _registry(
            "BLEU-4 of a window against the one before"),
     Metric("critic_accuracy", "Critic acc.", 3, "min", RATIO, "critic's accuracy"),
 )
+SONG_TARGETS = ("identical_line_rate", "identical_rhythm_rate", "distinct_line_rate")  # how a song repeats
 REPORTED: dict[str, Metric] = METRICS | SONG_METRICS  # every metric a table may show
 SONG_PAIR_METRICS = ("bleu4", "onset_f1", "onset_pitch_f1", "chord_tone_rate", "kick_lock")  # free running vs real
