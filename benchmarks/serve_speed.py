@@ -1,6 +1,7 @@
 """Wall time of `dnb serve` answering a 100-bar drum file, beside `dnb generate` doing the same work.
 
-For a non-autoregressive model (cnn) and an autoregressive one (transformer): the app's time
+For a non-autoregressive model (cnn), an autoregressive one (transformer) and the context model
+(``ablation/previous``, which writes the windows one after another, each on the line before): the app's time
 from the upload request to the last audio byte (upload, generate, poll the job, download the
 audio), first request (the model is loaded) and warm (it is cached), printed beside the time of
 ``dnb generate --wav`` in a fresh process (start, model load, sampling, MIDI, fluidsynth) in the
@@ -28,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this work tree's code, not an editable install's
 from generate_speed import ROOT, drum_file, timed, untrained_checkpoint  # noqa: E402
 
-MODELS = {"cnn": "non-autoregressive", "transformer": "autoregressive"}
+MODELS = {"cnn": "non-autoregressive", "transformer": "autoregressive",
+          "ablation/previous": "autoregr., context"}  # context: each window written on the one before, in turn
 
 
 def env() -> dict:
@@ -43,10 +45,13 @@ def checkpoints(folder: Path) -> None:
     folder.mkdir(exist_ok=True)
     for name in MODELS:
         real = ROOT / "checkpoints" / f"{name}.pt"
+        (folder / f"{name}.pt").parent.mkdir(parents=True, exist_ok=True)
         try:
             load_model(name, ROOT / "checkpoints")
             (folder / f"{name}.pt").symlink_to(real)
         except CliError as err:
+            if "/" in name:  # an ablation run: its architecture's untrained checkpoint would not take the context
+                raise SystemExit(f"{name}: {err}; run `make reproduce` first") from None
             print(f"{name}: {str(err)[:90]}...; timing an untrained checkpoint")
             untrained_checkpoint(name, folder)
 
@@ -103,18 +108,19 @@ def main() -> None:
         checkpoints(ckpt)
         proc, host = start_server(ckpt, tmp)
         try:
-            print(f"{'model':<12} {'kind':<19} {'generate s':>10} {'app first s':>11} {'app warm s':>10} "
+            print(f"{'model':<17} {'kind':<19} {'generate s':>10} {'app first s':>11} {'app warm s':>10} "
                   f"{'warm / generate':>15}   ({args.bars} bars, {args.samples} variation(s), {args.repeat} runs)")
             for name, kind in MODELS.items():
+                stem = name.replace("/", "-")
                 cli = [sys.executable, "-m", "producer.cli", "generate", str(drums), "--model", name,
                        "--checkpoint-dir", str(ckpt), "--classifier", str(ROOT / "data" / "style_classifier.npz"),
-                       "--samples", str(args.samples), "--out", str(tmp / f"{name}.mid"),
-                       "--wav", str(tmp / f"{name}.wav")]
+                       "--samples", str(args.samples), "--out", str(tmp / f"{stem}.mid"),
+                       "--wav", str(tmp / f"{stem}.wav")]
                 command = statistics.median(timed(cli, tmp) for _ in range(args.repeat))
                 first = app_time(f"http://{host}", drums.read_bytes(), name, args.samples)
                 warm = statistics.median(app_time(f"http://{host}", drums.read_bytes(), name, args.samples)
                                          for _ in range(args.repeat))
-                print(f"{name:<12} {kind:<19} {command:>10.2f} {first:>11.2f} {warm:>10.2f} {warm / command:>15.2f}")
+                print(f"{name:<17} {kind:<19} {command:>10.2f} {first:>11.2f} {warm:>10.2f} {warm / command:>15.2f}")
         finally:
             proc.terminate()
             proc.wait(timeout=10)

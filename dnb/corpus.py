@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 MIDI_SUFFIXES = (".mid", ".midi")
+# Corpora whose notes may be shown in a committed figure or page (their licences allow it: Freedoom
+# BSD-3-Clause, Groove CC-BY 4.0); any other corpus (the Ultimate MIDI collection) is read, never shown.
+SHAREABLE_CORPORA = ("freedoom", "groove")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 

@@ -10,16 +10,20 @@ import torch
 
 from dnb import data
 from dnb import representation as rep
+from dnb.corpus import SHAREABLE_CORPORA
 from dnb.tensors import read_split
 from models.checkpoint import load_trained
 
 
-def pick_loops(tokens: np.ndarray, drums: np.ndarray, songs: np.ndarray, n: int, seed: int) -> np.ndarray:
+def pick_loops(tokens: np.ndarray, drums: np.ndarray, songs: np.ndarray, n: int, seed: int,
+               shown: np.ndarray | None = None) -> np.ndarray:
     """Indices of ``n`` test pairs with a busy drum part and a real bass line (>= 4 onsets), from
     distinct songs as long as there are enough songs, in a seeded order: the first ``k`` of ``n``
-    do not depend on ``n``."""
+    do not depend on ``n``. ``shown`` [N] bool: the pairs whose notes may be shown (none else is picked)."""
     order = np.random.default_rng(seed).permutation(len(tokens))
     busy = ((tokens >= rep.ONSET_OFFSET).sum(axis=1) >= 4) & (drums.reshape(len(drums), -1).sum(axis=1) >= 8)
+    if shown is not None:
+        busy &= np.asarray(shown, dtype=bool)
     picked, seen = [], set()
     for i in order:
         if busy[i] and int(songs[i]) not in seen and len(picked) < n:
@@ -31,13 +35,20 @@ def pick_loops(tokens: np.ndarray, drums: np.ndarray, songs: np.ndarray, n: int,
     return np.array(picked, dtype=np.int64)
 
 
+def shareable_songs(tensor_dir: Path) -> np.ndarray:
+    """``[songs]`` bool: the songs of ``SHAREABLE_CORPORA``, whose notes a committed figure may show."""
+    corpus = data.load_meta(tensor_dir).get("song_corpus", [])
+    return np.array([c in SHAREABLE_CORPORA for c in corpus], dtype=bool)
+
+
 def load_loops(tensor_dir: Path, n: int, seed: int) -> dict:
-    """The picked test loops as a batch dict of tensors."""
+    """The picked test loops (of shareable corpora only) as a batch dict of tensors."""
     path = Path(tensor_dir) / "test.npz"
     if not path.exists():
         raise SystemExit(f"no test tensors at {path}: run `dvc repro tensorize` first")
     split = read_split(path)
-    index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed)
+    index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed,
+                       shareable_songs(tensor_dir)[split["song"]])
     return data.to_batch({k: v[index] for k, v in split.items()})
 
 

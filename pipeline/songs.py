@@ -25,7 +25,8 @@ metre change does in `dnb generate`. ``max_windows`` windows per song (from the 
 
 Writes ``songs/<stem>.json`` per system and ``songs/real.json`` (dvc metrics),
 ``songs/summary.json`` and ``evaluation/song_rolls.npz`` (one test song's drums, real bass
-and every system's free-running line, for the paper's figure).
+and every system's free-running line, for the paper's figure; a song of ``SHAREABLE_CORPORA``
+only: the figure is committed).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from models import build
 from models.base import sample_song
 from models.checkpoint import load_trained
 from pipeline.evaluate import candidates, metric_stats
+from pipeline.sampling import shareable_songs
 
 TENSORS = Path("data/tensors")
 CHECKPOINTS = Path("checkpoints")
@@ -155,17 +157,21 @@ def write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
-def figure_song(part: dict, windows: int) -> np.ndarray:
-    """Rows of the first test song with ``windows`` consecutive windows in one chain (else the longest chain)."""
-    prev = part["previous_row"].numpy()
+def figure_song(split: dict, windows: int, shown: np.ndarray) -> dict:
+    """The paper's whole-song figure: the first ``windows`` windows of the first test song of a
+    shareable corpus (``shown`` [songs] bool; the figure is committed) that has that many in one
+    chain (else the longest such chain), as a part of ``song_windows``; empty when no song may be shown."""
+    whole = song_windows(split, 0, 0, 0)
+    prev, song = whole["previous_row"].numpy(), whole["song"].numpy()
     starts = np.flatnonzero(prev < 0)
     ends = np.r_[starts[1:], len(prev)]
-    lengths = ends - starts
+    lengths = np.where(shown[song[starts]], ends - starts, 0)
     long_enough = np.flatnonzero(lengths >= windows)
-    best = long_enough[0] if len(long_enough) else int(np.argmax(lengths)) if len(lengths) else None
-    if best is None:
-        return np.zeros(0, dtype=np.int64)
-    return np.arange(starts[best], starts[best] + min(windows, lengths[best]))
+    best = int(long_enough[0]) if len(long_enough) else int(np.argmax(lengths)) if len(lengths) else 0
+    rows = np.arange(starts[best], starts[best] + min(windows, lengths[best])) if len(lengths) else np.zeros(0, int)
+    part = dnb_data.subset(whole, torch.as_tensor(rows, dtype=torch.long))
+    part["previous_row"] = torch.as_tensor(np.r_[-1, np.arange(len(rows) - 1)] if len(rows) else np.zeros(0, int))
+    return part
 
 
 def main() -> None:
@@ -181,6 +187,7 @@ def main() -> None:
     parts = {split: song_windows(dnb_data.load_split(TENSORS, split), int(params["max_windows"]),
                                  int(params["max_songs"]), int(params["seed"])) for split in ("val", "test")}
     test = parts["test"]
+    figure = figure_song(dnb_data.load_split(TENSORS, "test"), int(params["figure_windows"]), shareable_songs(TENSORS))
     print(f"songs: {len(test['song'])} test windows of {len(np.unique(test['song'].numpy()))} songs, "
           f"{int((test['previous_row'] >= 0).sum())} with the window before them")
     real_lines = {split: critic_lines(part["tokens"].numpy().astype(np.int64), part) for split, part in parts.items()}
@@ -189,9 +196,7 @@ def main() -> None:
                         | {"critic_accuracy": None}}}
     for name in SONG_PAIR_METRICS:  # the real bass against itself is perfect by definition: not a result
         reports["real"]["metrics"][name] = None
-    rolls = figure_song(test, int(params["figure_windows"]))
-    arrays = {"drums": test["drums"].numpy()[rolls].astype(np.uint8),
-              "tokens": test["tokens"].numpy()[rolls].astype(np.int64)}
+    arrays = {"drums": figure["drums"].numpy().astype(np.uint8), "tokens": figure["tokens"].numpy().astype(np.int64)}
     for name, kind, path, stem in tqdm(candidates(names), desc="songs", unit="system"):
         report = {"name": name, "kind": kind, "status": "ok"}
         try:
@@ -208,7 +213,8 @@ def main() -> None:
             report["metrics"] = song_metrics(lines["test"], test, params)
             fake = {split: critic_lines(lines[split], part) for split, part in parts.items()}
             report["metrics"]["critic_accuracy"] = critic_accuracy(fake, real_lines, params)
-            arrays[f"sample_{stem}"] = lines["test"][rolls]
+            if len(figure["song"]):
+                arrays[f"sample_{stem}"] = free_run(gen, figure, params, device, temperature)
         except Exception as err:  # one broken system must not hide the others
             traceback.print_exc()
             report |= {"status": f"failed: {type(err).__name__}: {err}",
