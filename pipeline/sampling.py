@@ -35,10 +35,11 @@ def pick_loops(tokens: np.ndarray, drums: np.ndarray, songs: np.ndarray, n: int,
     return np.array(picked, dtype=np.int64)
 
 
-def shareable_songs(tensor_dir: Path) -> np.ndarray:
-    """``[songs]`` bool: the songs of ``SHAREABLE_CORPORA``, whose notes a committed figure may show."""
-    corpus = data.load_meta(tensor_dir).get("song_corpus", [])
-    return np.array([c in SHAREABLE_CORPORA for c in corpus], dtype=bool)
+def shareable_songs(tensor_dir: Path) -> np.ndarray | None:
+    """``[songs]`` bool: the songs of ``SHAREABLE_CORPORA``, whose notes a committed figure may show;
+    None when ``meta.json`` names no corpus per song (tensors built by hand: no restriction)."""
+    corpus = data.load_meta(tensor_dir).get("song_corpus")
+    return None if corpus is None else np.array([c in SHAREABLE_CORPORA for c in corpus], dtype=bool)
 
 
 def load_loops(tensor_dir: Path, n: int, seed: int) -> dict:
@@ -47,8 +48,9 @@ def load_loops(tensor_dir: Path, n: int, seed: int) -> dict:
     if not path.exists():
         raise SystemExit(f"no test tensors at {path}: run `dvc repro tensorize` first")
     split = read_split(path)
+    shown = shareable_songs(tensor_dir)
     index = pick_loops(split["tokens"], split["drums"], split["song"], n, seed,
-                       shareable_songs(tensor_dir)[split["song"]])
+                       None if shown is None else shown[split["song"]])
     return data.to_batch({k: v[index] for k, v in split.items()})
 
 

@@ -157,7 +157,7 @@ def write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
-def figure_song(split: dict, windows: int, shown: np.ndarray) -> dict:
+def figure_song(split: dict, windows: int, shown: np.ndarray | None) -> dict:
     """The paper's whole-song figure: the first ``windows`` windows of the first test song of a
     shareable corpus (``shown`` [songs] bool; the figure is committed) that has that many in one
     chain (else the longest such chain), as a part of ``song_windows``; empty when no song may be shown."""
@@ -165,7 +165,7 @@ def figure_song(split: dict, windows: int, shown: np.ndarray) -> dict:
     prev, song = whole["previous_row"].numpy(), whole["song"].numpy()
     starts = np.flatnonzero(prev < 0)
     ends = np.r_[starts[1:], len(prev)]
-    lengths = np.where(shown[song[starts]], ends - starts, 0)
+    lengths = ends - starts if shown is None else np.where(shown[song[starts]], ends - starts, 0)
     long_enough = np.flatnonzero(lengths >= windows)
     best = int(long_enough[0]) if len(long_enough) else int(np.argmax(lengths)) if len(lengths) else 0
     rows = np.arange(starts[best], starts[best] + min(windows, lengths[best])) if len(lengths) else np.zeros(0, int)

@@ -64,6 +64,10 @@ def test_a_new_model_file_and_name_reach_evaluate_and_the_tables(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["name"] == "dummy"
     assert "dummy" in json.loads((tmp_path / "metrics" / "comparisons.json").read_text())
 
+    params["songs"].update(bootstrap=20, threads=1, max_windows=4, temperatures=[1.0])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run(tmp_path, "pipeline.songs")
+    assert json.loads((tmp_path / "songs" / "dummy.json").read_text())["status"] == "ok"
     run(tmp_path, "pipeline.tables")
     generated = tmp_path / "paper" / "generated"
     main = (generated / "table_main.tex").read_text()
