@@ -183,6 +183,9 @@ class Bench:
         import models
 
         trained = sorted(p.stem for p in self.checkpoints.glob("*.pt") if p.stem in models.architectures())
+        # ablation runs (checkpoints/ablation/<tag>.pt, not the .resume.pt files), among them the context model
+        runs = (self.checkpoints / "ablation").glob("*.pt")
+        trained += sorted(f"ablation/{p.stem}" for p in runs if "." not in p.stem)
         has_train = (self.tensors / "train.npz").exists()
         out = [{"name": n, "kind": "trained", "available": True, "note": ""} for n in trained]
         for name in models.baseline_classes():
@@ -192,7 +195,7 @@ class Bench:
 
     def default_model(self, listed: list[dict]) -> str | None:
         names = [m["name"] for m in listed if m["available"]]
-        for preferred in ("transformer", "knn", "root_on_kick"):
+        for preferred in ("ablation/previous", "transformer", "knn", "root_on_kick"):  # context + chords first
             if preferred in names:
                 return preferred
         return names[0] if names else None

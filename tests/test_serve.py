@@ -391,3 +391,13 @@ def test_page_generates_plays_and_downloads(server, tmp_path, monkeypatch):
         assert text.startswith("Cannot read noise.mid as MIDI: ") and text.endswith(".") and status == "422", text
     finally:
         browser.close()
+
+
+def test_the_page_offers_the_ablation_runs_and_prefers_the_context_model(server, tmp_path):
+    (tmp_path / "ablation").mkdir()
+    for name in ("transformer.pt", "ablation/previous.pt", "ablation/previous.resume.pt", "ablation/chords.pt"):
+        (tmp_path / name).write_bytes(b"")  # listed by file name; loaded only when used
+    bench = Bench(tmp_path, tmp_path / "none.npz", server["root"] / "tensors", None, audio=False)
+    trained = [m["name"] for m in bench.model_list() if m["kind"] == "trained"]
+    assert trained == ["transformer", "ablation/chords", "ablation/previous"]
+    assert bench.default_model(bench.model_list()) == "ablation/previous"
