@@ -22,7 +22,7 @@ PROFILES: dict[str, dict[str, object]] = {
         # ~20 s, lstm_fcnn ~30 s, lstm ~90 s, pix2pix ~110 s, cvae/transformer ~130 s) so
         # that every run stops by epochs well inside the 20-minute guard (results do not
         # depend on machine speed) and the whole profile fits about 90 minutes.
-        "train.common.threads": 1,  # a second thread gave +10%; one core stays free
+        "train.common.threads": 2,  # alone on 2 cores: 1.53x one thread (transformer, benchmarks/train_speed.py)
         "train.common.max_minutes": 20.0,
         "train.common.max_train_pairs": 0,
         "train.common.epoch_pairs": 20_000,

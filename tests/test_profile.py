@@ -19,7 +19,7 @@ ODD = "/data/my corpus,v2/it's=ok.tar.gz"  # blank, comma (a Hydra sweep), quote
 
 def test_overrides_are_exact():
     lines = profile.overrides("large", ODD)
-    assert lines[:3] == ["++train.common.threads=1", "++train.common.max_minutes=20.0",
+    assert lines[:3] == ["++train.common.threads=2", "++train.common.max_minutes=20.0",
                          "++train.common.max_train_pairs=0"]
     assert "++train.ablation_params.max_epochs=2" in lines and "++evaluate.max_pairs_per_song=8" in lines
     assert lines[-1] == "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'"
