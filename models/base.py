@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import distributed as dist
@@ -186,6 +187,18 @@ class StepwiseTokenModel(NeuralBassModel):
         return draws.view(size, rep.BASS_STEPS, k).permute(0, 2, 1).contiguous()
 
 
+def chain_depths(previous_row) -> np.ndarray:
+    """``[W]`` place of each window in its chain (0: it starts a song or a 4/4 stretch) from
+    ``previous_row`` (``dnb.schema.previous_rows``); windows of equal depth are written together."""
+    previous_row = np.asarray(previous_row, dtype=np.int64)
+    depth = np.zeros(len(previous_row), dtype=np.int64)
+    for row, parent in enumerate(previous_row):  # chains point backwards: one pass in row order
+        if parent >= row:
+            raise ValueError("previous_row must point to an earlier row (windows in song order)")
+        depth[row] = depth[parent] + 1 if parent >= 0 else 0
+    return depth
+
+
 def sample_song(
     model: BassGenerator, batch: dict, previous_row, k: int = 1, temperature: float = 1.0, generator=None,
     context: bool = True,
@@ -202,12 +215,7 @@ def sample_song(
     if not (context and model.takes_previous):
         cleared = {**batch, "has_prev": torch.zeros_like(batch["has_prev"])}
         return model.sample(cleared, k=k, temperature=temperature, generator=generator)
-    depth = torch.zeros(size, dtype=torch.long)
-    for row in range(size):  # chains point backwards: one pass in row order when rows are in song order
-        parent = int(previous_row[row])
-        if parent >= row:
-            raise ValueError("previous_row must point to an earlier row (windows in song order)")
-        depth[row] = depth[parent] + 1 if parent >= 0 else 0
+    depth = torch.as_tensor(chain_depths(previous_row.numpy()))
     device = batch["drums"].device
     out = torch.zeros(size, k, rep.BASS_STEPS, dtype=torch.long, device=device)
     drums = batch["drums"]

@@ -231,15 +231,6 @@ def chord_markers(score, windows, chords: np.ndarray) -> list:
 PROGRESS_WINDOWS = 16  # `dnb generate` draws a progress bar (stderr) for files of more windows than this
 
 
-def chain_depths(previous: np.ndarray) -> np.ndarray:
-    """``[W]`` place of each window in its chain (0 = starts the song or a 4/4 stretch), from
-    ``dnb.schema.previous_rows``: windows of equal depth are sampled together in one step."""
-    depth = np.zeros(len(previous), dtype=np.int64)
-    for row, parent in enumerate(np.asarray(previous, dtype=np.int64)):
-        depth[row] = depth[parent] + 1 if parent >= 0 else 0
-    return depth
-
-
 class Draws:
     """The model as ``models.base.sample_song`` sees it: every call of ``sample`` is one step of
     the song (a chain level, or all windows at once without context). With ``mbr`` = N, a call
@@ -443,6 +434,8 @@ def progress_bar(score, windows, model, settings: Settings):
     windows and is written in more than one step (chain levels: context on a model that takes
     it); a disabled bar otherwise (one batched step is over before a bar would tell anything)."""
     from tqdm import tqdm
+
+    from models.base import chain_depths
 
     previous, _ = context_of(score, windows, model, settings)
     steps = int(chain_depths(previous).max()) + 1 if previous is not None and len(previous) else 1

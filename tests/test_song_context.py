@@ -13,7 +13,7 @@ import torch
 from dnb import representation as rep
 from dnb.schema import DataInfo, previous_rows
 from models import build
-from models.base import BassGenerator
+from models.base import BassGenerator, chain_depths
 from models.checkpoint import save_checkpoint
 from producer import cli
 from producer import generate as generation
@@ -112,7 +112,7 @@ def test_previous_rows_of_a_file_with_a_gap_in_another_metre(tmp_path):
     score, windows = generation.read_input(tmp_path / "gap.mid")
     assert windows.start_ticks.tolist() == starts
     assert previous_rows(windows.start_ticks, rep.QUARTERS_PER_WINDOW * TPQ).tolist() == PREVIOUS
-    assert generation.chain_depths(np.array(PREVIOUS)).tolist() == [0, 1, 0, 1, 2]
+    assert chain_depths(np.array(PREVIOUS)).tolist() == [0, 1, 0, 1, 2]
 
 
 def test_each_window_is_conditioned_on_the_line_just_written(fake):
