@@ -177,6 +177,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
         item = entry(reference, metric)
         out[macro_name("real", metric)] = number(item["value"] if item else None, spec.digits)
     any_file = next(iter(list(results["models"].values()) + list(results["baselines"].values())), {})
+    out["nBaselines"] = str(len(results["baselines"]))
     out["nTestPairs"] = str(any_file.get("n_test_pairs", "n/a"))
     out["nTestSongs"] = str(any_file.get("n_test_songs", "n/a"))
     out["mbrSamples"] = str(any_file.get("mbr_samples", "n/a"))
