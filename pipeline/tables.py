@@ -20,6 +20,7 @@ from dnb.params import load_params
 from pipeline.report.figures import song_roll, write_figures
 from pipeline.report.latex import (
     cell,
+    compute_table,
     data_table,
     entry,
     latex_escape,
@@ -228,7 +229,17 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
 # --------------------------------------------------------------------------- stage
 
 
-def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_dir: Path, songs: dict) -> list[Path]:
+def training_runs(dvclive_dir: Path, models: list[str], tags: list[str]) -> dict[str, dict | None]:
+    """{model or ablation_<tag>: its dvclive metrics.json, or None when it has none}."""
+    runs = {}
+    for name, folder in [(m, m) for m in models] + [(f"ablation_{t}", f"ablation/{t}") for t in tags]:
+        path = Path(dvclive_dir) / folder / "metrics.json"
+        runs[name] = json.loads(path.read_text()) if path.exists() else None
+    return runs
+
+
+def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_dir: Path, songs: dict,
+                 runs: dict[str, dict | None] | None = None) -> list[Path]:
     """Every table and the macros; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = reference_of(results)
@@ -272,6 +283,7 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
         "table_rules.tex": quality_table(comparisons, [b for b in compared if b in RULES], RULE_METRICS,
                                          RULE_CAPTION, "tab:rules"),
         "table_data.tex": data_table(stats, extract, annotate),
+        "table_compute.tex": compute_table(runs or {}),
         "macros.tex": macros(results, reference, stats, extract, annotate, songs),
     }
     written = []
@@ -292,7 +304,8 @@ def main() -> None:
     out_dir = Path(params["out_dir"])
     stems = models + [f"ablation_{t}" for t in everything["train"]["ablation"]] + baselines
     songs = load_songs(Path(params["songs_dir"]), stems)
-    written = write_tables(results, stats, extract, annotate, out_dir, songs)
+    runs = training_runs(Path(params["dvclive_dir"]), models, list(everything["train"]["ablation"]))
+    written = write_tables(results, stats, extract, annotate, out_dir, songs, runs)
     print(f"tables: {len(results['models'])} models, {len(results['baselines'])} baselines, "
           f"{len(results['ablation'])} ablation runs -> {len(written)} files in {out_dir}")
     write_figures(results, annotate, models, Path(params["dvclive_dir"]), Path(params["piano_rolls"]),

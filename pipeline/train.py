@@ -249,7 +249,8 @@ def train(
     optimizers = model.configure_optimizers(float(params["lr"]))
     shuffle = torch.Generator().manual_seed(seed)
     fp = fingerprint(name, params, train_data, val_data)
-    st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None}
+    st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None,
+          "presented": 0}
     max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
     resumed = load_resume(resume_path, fp) if rank == 0 else None
     if resumed is not None and resumed["epoch"] > max_epochs:  # cannot rewind: start over
@@ -316,6 +317,7 @@ def train(
         live.next_step()
         st["history"].append(row)
         st["epoch"] = epoch + 1
+        st["presented"] = st.get("presented", 0) + seen  # training pairs shown so far (the compute spent)
         if val < st["best"]:
             st.update(best=val, best_epoch=epoch + 1, bad=0)
             st["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -351,6 +353,8 @@ def train(
         "train_pairs": batch_size_of(train_data),
         "val_pairs": batch_size_of(val_data),
         "wall_seconds": round(st["elapsed"], 2),
+        "pairs_presented": int(st.get("presented", 0)),
+        "stopped_early": int(reason == "early_stopping"),  # 0: max_epochs or the wall-clock guard stopped it
     }
     extra = {**summary, "stopped": reason, "conditioning": params.get("conditioning", [])}
     if rank == 0:

@@ -253,3 +253,15 @@ def test_song_table_and_sentences(results, tmp_path):
     assert "from 0.600" in critic and "to 0.990" in critic and "0.600 [0.590, 0.610]" in critic
     macros = (out / "macros.tex").read_text()
     assert r"\newcommand{\bestSongSystem}{ablation + previous window}" in macros
+
+
+def test_compute_table_gives_every_run_its_compute():
+    runs = {"transformer": {"epochs": 6, "pairs_presented": 120000, "wall_seconds": 208.04, "stopped_early": 0,
+                            "best_val_loss": 0.6021},
+            "ffnn": {"epochs": 9, "pairs_presented": 20268, "wall_seconds": 3.4, "stopped_early": 1,
+                     "best_val_loss": 1.3692},
+            "ablation_previous": None}
+    rows = {line.split(" & ")[0]: line for line in latex.compute_table(runs).splitlines() if " & " in line}
+    assert rows["Transformer"] == r"Transformer & 6 & 120,000 & 208.0 & epoch limit & 0.602 \\"
+    assert rows["FFNN"] == r"FFNN & 9 & 20,268 & 3.4 & early stopping & 1.369 \\"
+    assert rows["ablation + previous window"].endswith(r"n/a & n/a & n/a & n/a & n/a \\")

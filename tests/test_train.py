@@ -57,11 +57,12 @@ def assert_same_weights(a, b):
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     whole, whole_ckpt = run(tmp_path / "whole", PARAMS)
     assert whole["epochs"] == 2 and whole["stopped"] == "max_epochs"
+    assert whole["pairs_presented"] == 2 * len(TRAIN["tokens"]) and whole["stopped_early"] == 0  # the compute
     # "killed" after epoch 1, then `dvc repro` again with the real params
     first, _ = run(tmp_path / "split", {**PARAMS, "max_epochs": 1})
     assert first["epochs"] == 1 and (tmp_path / "split/m.resume.pt").exists()
     resumed, resumed_ckpt = run(tmp_path / "split", PARAMS)
-    assert resumed["epochs"] == 2
+    assert resumed["epochs"] == 2 and resumed["pairs_presented"] == whole["pairs_presented"]  # counted across the kill
     assert_same_weights(whole_ckpt["state_dict"], resumed_ckpt["state_dict"])
     assert whole_ckpt["extra"] == {**resumed_ckpt["extra"], "wall_seconds": whole_ckpt["extra"]["wall_seconds"]}
     for name in ("train_loss", "val_loss"):

@@ -195,3 +195,25 @@ def data_table(stats: dict, extract: dict, annotate: dict) -> str:
                  f"{number(clf.get('majority_macro_f1'), 3)} " + r"\\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
+
+
+COMPUTE_CAPTION = (r"Compute of every training run (dvclive): epochs, training pairs presented, wall-clock "
+                   r"seconds on this machine, what stopped it (early stopping on validation NLL, or the "
+                   r"epoch limit) and the best validation loss (token NLL per step; pix2pix: its own loss).")
+
+
+def compute_table(runs: dict[str, dict | None]) -> str:
+    """One row per training run (name -> its dvclive ``metrics.json``, None when it has none)."""
+    lines = [*table_head(COMPUTE_CAPTION, "tab:compute", "lrrrlr"),
+             r"Run & Epochs & Pairs presented & Seconds & Stopped by & Best val. \\", r"\midrule"]
+    for name, run in runs.items():
+        if not run:
+            lines.append(" & ".join([display(name)] + ["n/a"] * 5) + r" \\")
+            continue
+        presented = run.get("pairs_presented")
+        stopped = {1: "early stopping", 0: "epoch limit"}.get(run.get("stopped_early"), "n/a")
+        cells = [str(run.get("epochs", "n/a")), f"{presented:,}" if presented is not None else "n/a",
+                 number(run.get("wall_seconds"), 1), stopped, number(run.get("best_val_loss"), 3)]
+        lines.append(" & ".join([display(name)] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+    return "\n".join(lines)
