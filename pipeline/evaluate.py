@@ -210,6 +210,42 @@ def summarise_all(stats: dict, song: np.ndarray, params: dict) -> dict:
     return result
 
 
+BREAKDOWN = ("perplexity", "bleu4", "onset_pitch_f1", "chord_tone_rate")  # by corpus and by folder genre
+
+
+def song_groups(meta: dict) -> dict[str, np.ndarray]:
+    """{"corpus": [songs] name, "folder_genre": [songs] name} from ``meta.json`` (empty when it has none)."""
+    out = {}
+    for kind, key in (("corpus", "song_corpus"), ("folder_genre", "song_folder_genre")):
+        if key in meta:
+            out[kind] = np.array([str(v) or "(none)" for v in meta[key]], dtype=object)
+    return out
+
+
+def breakdown(stats: dict, song: np.ndarray, groups: dict[str, np.ndarray], params: dict) -> dict:
+    """``{kind: {group: {"n_songs", metric: summary}}}``: the ``BREAKDOWN`` metrics over the test pairs of
+    each corpus and each folder genre, song-bootstrap intervals within the group, so that a reader
+    sees whether a ranking holds outside the songs that dominate training."""
+    n_boot, seed = int(params["bootstrap"]), int(params["seed"])
+    out: dict = {}
+    for kind, names in groups.items():
+        label = names[song]
+        out[kind] = {}
+        for group in sorted(set(label)):
+            rows = label == group
+            part = {"n_songs": int(len(np.unique(song[rows]))), "n_pairs": int(rows.sum())}
+            for name in BREAKDOWN:
+                if name not in stats:
+                    part[name] = None
+                    continue
+                values, subset = stats[name]
+                keep = rows if subset is None else rows[subset]
+                song_of = song if subset is None else song[subset]
+                part[name] = M.summarise(values[keep], METRICS[name].statistic, song_of[keep], n_boot, seed)
+            out[kind][group] = part
+    return out
+
+
 def reference_metrics(test: dict, params: dict) -> dict:
     """The musical metrics of the real bass on the same pairs (what a model should match)."""
     stats = M.musical_stats(test["tokens"].numpy(), test["drums"].numpy(), test["key"].numpy())
@@ -236,7 +272,7 @@ def notes_for(gen, stats: dict) -> list[str]:
 
 
 def evaluate_one(
-    name: str, kind: str, gen, test: dict, params: dict, reference: dict
+    name: str, kind: str, gen, test: dict, params: dict, reference: dict, groups: dict | None = None
 ) -> tuple[dict, pd.DataFrame, dict]:
     """The report, the per-example frame and the per-pair statistics (for comparisons).
     Ablation runs get MBR too: the previous-window run is the context model that faces
@@ -257,6 +293,7 @@ def evaluate_one(
         "metrics": summarise_all(stats, song, params),
         "reference": reference,
         "notes": notes_for(gen, stats),
+        "breakdown": breakdown(stats, song, groups or {}, params),
     }
     print(f"  {name}: evaluated in {time.time() - start:.1f} s")
     frame = pd.DataFrame({"model": name, "pair": np.arange(len(song)), "song": song, **per_example})
@@ -344,6 +381,7 @@ def main() -> None:
     print(f"evaluate: {dnb_data.batch_size_of(test)} of {all_pairs} test pairs, {len(test['song'].unique())} songs; "
           f"fitting baselines on {dnb_data.batch_size_of(train)} train pairs")
     reference = reference_metrics(test, params)
+    groups = song_groups(dnb_data.load_meta(TENSORS))
     reports, frames, kept = {}, [], {}
     for name, kind, path, stem in candidates(names):
         try:
@@ -356,7 +394,7 @@ def main() -> None:
                 continue
             else:
                 gen = load_trained(path).to(device)
-            report, frame, stats = evaluate_one(name, kind, gen, test, params, reference)
+            report, frame, stats = evaluate_one(name, kind, gen, test, params, reference, groups)
             frames.append(frame)
             if kind != "baseline" or name in params.get("compare_baselines", []):
                 kept[stem] = {m: stats[m] for m in params.get("compare_metrics", []) if m in stats}

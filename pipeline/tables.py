@@ -19,6 +19,7 @@ from dnb.metrics import METRICS, REPORTED
 from dnb.params import load_params
 from pipeline.report.figures import song_roll, write_figures
 from pipeline.report.latex import (
+    breakdown_table,
     cell,
     compute_table,
     data_table,
@@ -250,6 +251,8 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
         "n_test_pairs", "n/a")
     comparisons = results.get("comparisons") or {}
     compared = comparison_baselines(comparisons)
+    systems = {**results["models"], **{f"ablation_{t}": d for t, d in results["ablation"].items()},
+               **results["baselines"]}
     files = {
         "table_main.tex": table(
             rows, ACCURACY_COLUMNS,
@@ -284,6 +287,14 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
                                          RULE_CAPTION, "tab:rules"),
         "table_data.tex": data_table(stats, extract, annotate),
         "table_compute.tex": compute_table(runs or {}),
+        "table_corpus.tex": breakdown_table(
+            systems, "corpus", ["bleu4", "onset_pitch_f1"],
+            r"Test metrics by corpus (test songs in brackets): does a ranking hold outside the songs that "
+            r"dominate training? Value only; song-bootstrap intervals are in the metrics files.", "tab:corpus"),
+        "table_genre.tex": breakdown_table(
+            systems, "folder_genre", ["onset_pitch_f1"],
+            r"Note F1 by the folder genre of the test songs (test songs in brackets; ``(none)'': a "
+            r"corpus without genre folders).", "tab:genre"),
         "macros.tex": macros(results, reference, stats, extract, annotate, songs),
     }
     written = []

@@ -217,3 +217,41 @@ def compute_table(runs: dict[str, dict | None]) -> str:
         lines.append(" & ".join([display(name)] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
+
+
+
+def breakdown_table(reports: dict[str, dict], kind: str, metrics: list[str], caption: str, label: str) -> str:
+    """Each system's ``metrics`` within each group of ``kind`` (corpus, folder genre) of its
+    ``breakdown``; values only (the intervals are in the metrics files), best per column in bold."""
+    groups: list[str] = []
+    for report in reports.values():
+        for group in (report.get("breakdown") or {}).get(kind, {}):
+            if group not in groups:
+                groups.append(group)
+    columns = [(g, m) for g in groups for m in metrics]
+
+    def item(name: str, group: str, metric: str) -> dict | None:
+        return entry(((reports[name].get("breakdown") or {}).get(kind) or {}).get(group), metric)
+
+    best = {}
+    for g, m in columns:
+        values = {n: e["value"] for n in reports if (e := item(n, g, m))}
+        if values:
+            pick = min if REPORTED[m].lower_is_better else max
+            best[(g, m)] = pick(values.values())
+    songs = {g: next((((r.get("breakdown") or {}).get(kind) or {}).get(g, {}).get("n_songs")
+                      for r in reports.values() if ((r.get("breakdown") or {}).get(kind) or {}).get(g)), 0)
+             for g in groups}
+    lines = [*table_head(caption, label, "l" + "r" * len(columns)),
+             " & ".join(["System"] + [rf"\multicolumn{{{len(metrics)}}}{{c}}{{{latex_escape(g)} ({songs[g]})}}"
+                                      for g in groups]) + r" \\",
+             " & ".join([""] + [REPORTED[m].label for _, m in columns]) + r" \\", r"\midrule"]
+    for name in reports:
+        cells = []
+        for g, m in columns:
+            e = item(name, g, m)
+            text = number(e["value"] if e else None, REPORTED[m].digits)
+            cells.append(rf"\textbf{{{text}}}" if e and e["value"] == best.get((g, m)) else text)
+        lines.append(" & ".join([display(name)] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+    return "\n".join(lines)
