@@ -31,7 +31,6 @@ only: the figure is committed).
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from pathlib import Path
@@ -49,7 +48,7 @@ from dnb.params import load_params
 from models import build
 from models.base import sample_song
 from models.checkpoint import load_trained
-from pipeline.evaluate import candidates, metric_stats
+from pipeline.evaluate import candidates, metric_stats, write_json
 from pipeline.sampling import shareable_songs
 
 TENSORS = Path("data/tensors")
@@ -150,11 +149,6 @@ def critic_accuracy(fake: dict, real: dict, params: dict) -> dict | None:
     if result is None:
         return None
     return result["accuracy"] | {"n_real": result["n_real"], "n_fake": result["n_fake"]}
-
-
-def write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def figure_song(split: dict, windows: int, shown: np.ndarray | None) -> dict:
