@@ -132,6 +132,15 @@ class Previous(nn.Module):
         flag = present.float()[:, None, None].expand(-1, grid.shape[1], 1)
         return torch.cat([grid, flag], -1)
 
+    @staticmethod
+    def inputs(previous: Previous | None, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(previous drums [B, 32, 15], aligned previous tokens [B, 64, dim]) of one forward pass
+        (one context-dropout draw, shared by both), or (None, None) without a previous window."""
+        if previous is None:
+            return None, None
+        present = previous.present(batch)
+        return previous.drums(batch, present), previous.tokens(batch, present)
+
 
 class CopyHead(nn.Module):
     """The previous window for the models that write the 64 steps independently (ffnn, cnn,

@@ -43,7 +43,7 @@ from models.autoregressive import (
 )
 from models.base import NeuralBassModel, inference, optimizer_step
 from models.conditioning import Conditioning, Previous
-from models.lstm import ALIGN, Seq2Seq, context
+from models.lstm import ALIGN, Seq2Seq
 
 
 def gaussian_kl(mu_q, lv_q, mu_p, lv_p) -> torch.Tensor:
@@ -92,7 +92,7 @@ class Cvae(NeuralBassModel):
         """(drum encoding, conditioning, the previous window's aligned tokens or None): one
         context-dropout draw shared by the encoder and the decoder."""
         cond = self.cond(batch)
-        prev_drums, ctx = context(self.previous, batch)
+        prev_drums, ctx = Previous.inputs(self.previous, batch)
         return self.net.encode(batch["drums"], cond, prev_drums), cond, ctx
 
     def posterior(self, tokens, enc, cond) -> tuple[torch.Tensor, torch.Tensor]:

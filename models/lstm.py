@@ -97,14 +97,6 @@ class Seq2Seq(nn.Module):
         return logits, {**state, "h": h.transpose(0, 1), "c": c.transpose(0, 1)}
 
 
-def context(previous: Previous | None, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(previous drums [B, 32, 15], aligned previous tokens [B, 64, dim]) of one forward
-    pass (one context-dropout draw), or (None, None) without a previous window."""
-    if previous is None:
-        return None, None
-    present = previous.present(batch)
-    return previous.drums(batch, present), previous.tokens(batch, present)
-
 
 class Lstm(Autoregressive):
     """Seq2seq LSTM with greedy / sampling / beam-search decoding."""
@@ -126,17 +118,17 @@ class Lstm(Autoregressive):
 
     def logits(self, batch: dict) -> torch.Tensor:
         cond = self.cond(batch)
-        prev_drums, ctx = context(self.previous, batch)
+        prev_drums, ctx = Previous.inputs(self.previous, batch)
         enc = self.net.encode(batch["drums"], cond, prev_drums)
         return self.net(enc, cond, None, shift_right(batch["tokens"]), ctx)
 
     def init_state(self, batch: dict) -> State:
         cond = self.cond(batch)
-        prev_drums, ctx = context(self.previous, batch)
+        prev_drums, ctx = Previous.inputs(self.previous, batch)
         return self.net.state(self.net.encode(batch["drums"], cond, prev_drums), cond, None, ctx)
 
     def step(self, state: State, prev: torch.Tensor, t: int) -> tuple[torch.Tensor, State]:
         return self.net.step(state, prev, t)
 
 
-__all__ = ["BOS", "Lstm", "Seq2Seq", "context"]
+__all__ = ["BOS", "Lstm", "Seq2Seq"]

@@ -112,20 +112,13 @@ class Transformer(Autoregressive):
         self.prev_drum_in = nn.Linear(Previous.DRUM_FEATURES, d) if self.previous is not None else None
         self.takes_previous = self.previous is not None
 
-    def context(self, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(previous window present [B] after context dropout, its aligned tokens [B, 64, d]) or (None, None)."""
-        if self.previous is None:
-            return None, None
-        present = self.previous.present(batch)
-        return present, self.previous.tokens(batch, present)
-
-    def memory(self, batch: dict, present: torch.Tensor | None = None) -> torch.Tensor:
+    def memory(self, batch: dict, prev_drums: torch.Tensor | None = None) -> torch.Tensor:
         """[B, 33, d]: the conditioning token then the 32 drum steps (each plus its half bar's
         chord and the previous window's drum step)."""
         chords = self.cond.chord_labels(batch) if self.chord_steps is not None else None
         drums = self.drum_in(batch["drums"])
-        if present is not None:
-            drums = drums + self.prev_drum_in(self.previous.drums(batch, present))
+        if prev_drums is not None:
+            drums = drums + self.prev_drum_in(prev_drums)
         if chords is not None:
             drums = drums + self.chord_steps(chords.repeat_interleave(rep.DRUM_STEPS // chords.shape[1], dim=1))
         x = torch.cat([self.cond(batch, chords).unsqueeze(1), drums], 1) + self.enc_pos
@@ -139,16 +132,16 @@ class Transformer(Autoregressive):
         return self.drop(x if ctx is None else x + ctx[:, steps])
 
     def logits(self, batch: dict) -> torch.Tensor:
-        present, ctx = self.context(batch)
-        mem = self.memory(batch, present)
+        prev_drums, ctx = Previous.inputs(self.previous, batch)
+        mem = self.memory(batch, prev_drums)
         x = self._embed(shift_right(batch["tokens"]), mem, slice(0, rep.BASS_STEPS), ctx)
         for block in self.dec:
             x = block(x, block.cross.keys_values(mem), causal=True)
         return self.head(self.ln_f(x))
 
     def init_state(self, batch: dict) -> State:
-        present, ctx = self.context(batch)
-        mem = self.memory(batch, present)
+        prev_drums, ctx = Previous.inputs(self.previous, batch)
+        mem = self.memory(batch, prev_drums)
         size, d = mem.shape[0], mem.shape[-1]
         state = {"mem": mem} | ({"ctx": ctx} if ctx is not None else {})
         for i, block in enumerate(self.dec):

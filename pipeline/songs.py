@@ -116,13 +116,13 @@ def target_gap(tokens: np.ndarray, real: dict, part: dict) -> float:
     return gap
 
 
-def pick_temperature(gen, part: dict, params: dict, device) -> tuple[float, dict, np.ndarray]:
+def pick_temperature(gen, part: dict, real: dict, params: dict, device) -> tuple[float, dict, np.ndarray]:
     """(temperature, {temperature: validation gap}, validation lines at it): the decoding of
-    ``params["temperatures"]`` whose validation songs come closest to the real bass's."""
+    ``params["temperatures"]`` whose validation songs come closest to the real bass's (``real``:
+    its ``song_stats`` on ``part``)."""
     temperatures = [float(t) for t in params["temperatures"]]
     if gen.deterministic:
         temperatures = temperatures[:1]
-    real = M.song_stats(part["tokens"].numpy().astype(np.int64), part["previous_row"].numpy(), part["song"].numpy())
     lines, gaps = {}, {}
     for t in temperatures:
         lines[t] = free_run(gen, part, params, device, t)
@@ -184,6 +184,8 @@ def main() -> None:
     figure = figure_song(dnb_data.load_split(TENSORS, "test"), int(params["figure_windows"]), shareable_songs(TENSORS))
     print(f"songs: {len(test['song'])} test windows of {len(np.unique(test['song'].numpy()))} songs, "
           f"{int((test['previous_row'] >= 0).sum())} with the window before them")
+    val = parts["val"]
+    real_val = M.song_stats(val["tokens"].numpy().astype(np.int64), val["previous_row"].numpy(), val["song"].numpy())
     real_lines = {split: critic_lines(part["tokens"].numpy().astype(np.int64), part) for split, part in parts.items()}
     reports = {"real": {"name": "real", "kind": "reference", "status": "ok",
                         "metrics": song_metrics(test["tokens"].numpy().astype(np.int64), test, params)
@@ -200,7 +202,7 @@ def main() -> None:
                 raise FileNotFoundError(f"missing checkpoint {path}")
             else:
                 gen = load_trained(path).to(device)
-            temperature, gaps, val_lines = pick_temperature(gen, parts["val"], params, device)
+            temperature, gaps, val_lines = pick_temperature(gen, parts["val"], real_val, params, device)
             lines = {"val": val_lines, "test": free_run(gen, test, params, device, temperature)}
             report |= {"takes_previous": bool(gen.takes_previous), "temperature": temperature,
                        "validation_gaps": gaps}

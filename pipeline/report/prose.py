@@ -201,18 +201,15 @@ def evaluation_sentence(results: dict, stats: dict) -> str:
             f"{used:,} pairs covering all {songs:,} test songs, which the song bootstrap resamples.")
 
 
-SONG_GAPS = SONG_TARGETS  # the song statistics a context model should share with the real bass
-
-
 def best_song_system(songs: dict) -> str | None:
     """The context-taking system whose song statistics are closest to the real bass's (sum of
-    absolute gaps over ``SONG_GAPS``); baselines are not candidates."""
+    absolute gaps over ``SONG_TARGETS``); baselines are not candidates."""
     real = (songs.get("real") or {}).get("metrics")
     gaps = {}
     for stem, data in songs.items():
         if stem == "real" or data.get("kind") == "baseline" or not data.get("takes_previous"):
             continue
-        values = [(entry(data.get("metrics"), m), entry(real, m)) for m in SONG_GAPS]
+        values = [(entry(data.get("metrics"), m), entry(real, m)) for m in SONG_TARGETS]
         if all(a and b for a, b in values):
             gaps[stem] = sum(abs(a["value"] - b["value"]) for a, b in values)
     return min(gaps, key=gaps.get) if gaps else None
@@ -235,7 +232,7 @@ def song_sentence(songs: dict) -> str:
     if best:
         mine = songs[best]["metrics"]
         gaps = [f"{SONG_METRICS[m].words} {abs(entry(mine, m)['value'] - entry(real, m)['value']):.3f}"
-                for m in SONG_GAPS]
+                for m in SONG_TARGETS]
         temperature = songs[best].get("temperature")
         at = f" at temperature {temperature:g} (chosen on the validation songs)" if temperature is not None else ""
         text += f" The closest context model, {display(best)}{at}, {stats(mine)} (gaps: {join(gaps)})."
