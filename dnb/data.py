@@ -16,7 +16,7 @@ import torch
 
 from dnb import representation as rep
 from dnb.chords import HALF_BARS, QUALITIES
-from dnb.schema import N_KEYS, DataInfo, to_batch
+from dnb.schema import N_KEYS, DataInfo, context_arrays, to_batch
 from dnb.tensors import read_split
 
 
@@ -73,12 +73,9 @@ def synthetic_split(n: int, seed: int = 0, n_styles: int = 3) -> dict[str, torch
     tokens[kick_steps[0], kick_steps[1] * 2] = rep.ONSET_OFFSET + pitch_index
     tokens[kick_steps[0], kick_steps[1] * 2 + 1] = rep.SUSTAIN
     position = np.arange(n) % 4  # songs of 4 consecutive windows: rows 4s..4s+3
-    has_prev = position > 0
-    before = np.maximum(np.arange(n) - 1, 0)
+    previous_row = np.where(position > 0, np.arange(n) - 1, -1)
     arrays = {
-        "prev_tokens": np.where(has_prev[:, None], tokens[before], 0),
-        "prev_drums": np.where(has_prev[:, None, None], drums[before], 0),
-        "has_prev": has_prev.astype(np.uint8),
+        **context_arrays(tokens, drums, previous_row),
         "position": position,
         "drums": drums,
         "roll": rep.tokens_to_roll(tokens),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from dnb.schema import DataInfo
+from dnb.schema import SOURCES, DataInfo
 from models.base import BassGenerator, NeuralBassModel
 
 # files of models/ that hold shared machinery, not an architecture
@@ -57,10 +57,11 @@ def build(name: str, params: dict, info: DataInfo) -> BassGenerator:
     """Instantiate the model or baseline registered under ``name``; a clear error when its
     conditioning asks for the previous window and the architecture cannot take it."""
     cls = model_class(name)
-    if "previous" in (params.get("conditioning") or []) and not cls.can_take_previous:
+    past = [label for label in SOURCES if label in (params.get("conditioning") or [])]
+    if past and not cls.can_take_previous:
         takers = [n for n in architectures() if model_class(n).can_take_previous]
-        raise ValueError(f"{name} cannot take the previous window: remove 'previous' from its conditioning "
-                         f"(architectures that take it: {', '.join(takers)})")
+        raise ValueError(f"{name} cannot take the song's past: remove {', '.join(map(repr, past))} from its "
+                         f"conditioning (architectures that take it: {', '.join(takers)})")
     return cls(params, info)
 
 

@@ -26,6 +26,7 @@ from torch import distributed as dist
 from torch import nn
 
 from dnb import representation as rep
+from dnb.schema import SOURCES, recall_rows
 
 
 class BassGenerator:
@@ -38,10 +39,10 @@ class BassGenerator:
     * ``onset_probs``: onset probabilities ``[B, 64, 36]`` for the roll BCE, or
       ``None``.
 
-    ``takes_previous``: the system reads the previous window (``prev_tokens``, ``prev_drums``,
-    ``has_prev``); ``sample_song`` then feeds it its own previous output. An architecture
-    that can take it sets ``can_take_previous`` and takes it when ``previous`` is among its
-    conditioning labels.
+    ``takes_previous``: the system reads the song's past (the fields of ``dnb.schema.SOURCES``:
+    the previous window, the recalled one); ``sample_song`` then feeds it its own earlier
+    output. An architecture that can take it sets ``can_take_previous`` and takes it when
+    ``previous`` or ``recall`` is among its conditioning labels.
     """
 
     name: str = "base"
@@ -204,32 +205,36 @@ def sample_song(
     context: bool = True,
 ) -> torch.Tensor:
     """Free running: K lines ``[W, K, 64]`` for the W windows of ``batch``, each window
-    conditioned on the line the model itself wrote for its previous window, as a song is
+    conditioned on the lines the model itself wrote for the windows before it, as a song is
     written. ``previous_row [W]`` (``dnb.schema.previous_rows``): the row whose output is a
-    window's context, -1 where a window starts a song or a stretch; several songs may share
-    one batch (rows of equal depth in their chains are sampled together). The real
-    ``prev_tokens`` of ``batch`` are never read. A system that does not take the previous
-    window, or ``context=False``, samples every window independently (no context at all)."""
+    window's previous window, -1 where a window starts a song or a stretch; the recalled
+    window (``dnb.schema.recall_rows``) follows from it and the drums. Several songs may share
+    one batch (rows of equal depth in their chains are sampled together). The real past
+    windows of ``batch`` are never read. A system that does not take the song's past, or
+    ``context=False``, samples every window independently (no context at all)."""
     previous_row = torch.as_tensor(previous_row, dtype=torch.long).cpu()
     size = int(batch["drums"].shape[0])
     if not (context and model.takes_previous):
-        cleared = {**batch, "has_prev": torch.zeros_like(batch["has_prev"])}
+        cleared = {**batch, **{s.present: torch.zeros_like(batch[s.present]) for s in SOURCES.values()}}
         return model.sample(cleared, k=k, temperature=temperature, generator=generator)
-    depth = torch.as_tensor(chain_depths(previous_row.numpy()))
-    device = batch["drums"].device
-    out = torch.zeros(size, k, rep.BASS_STEPS, dtype=torch.long, device=device)
     drums = batch["drums"]
+    rows = {"previous": previous_row,
+            "recall": torch.as_tensor(recall_rows(previous_row.numpy(), drums.cpu().numpy() > 0))}
+    depth = torch.as_tensor(chain_depths(previous_row.numpy()))
+    device = drums.device
+    out = torch.zeros(size, k, rep.BASS_STEPS, dtype=torch.long, device=device)
     for level in range(int(depth.max()) + 1 if size else 0):
-        rows = torch.nonzero(depth == level).squeeze(1)
-        parents = previous_row[rows]
-        part = {name: value[rows.to(value.device)].repeat_interleave(k, dim=0) for name, value in batch.items()}
-        has = (parents >= 0).repeat_interleave(k).to(device)
-        safe = parents.clamp(min=0).to(device)
-        part["prev_tokens"] = torch.where(has[:, None], out[safe].reshape(-1, rep.BASS_STEPS), 0).to(
-            batch["prev_tokens"].dtype)
-        part["prev_drums"] = torch.where(has[:, None, None], drums[safe].repeat_interleave(k, dim=0), 0).to(
-            batch["prev_drums"].dtype)
-        part["has_prev"] = has.to(batch["has_prev"].dtype)
+        now = torch.nonzero(depth == level).squeeze(1)
+        part = {name: value[now.to(value.device)].repeat_interleave(k, dim=0) for name, value in batch.items()}
+        for label, source in SOURCES.items():  # every past window is at a lower depth: written already
+            parents = rows[label][now]
+            has = (parents >= 0).repeat_interleave(k).to(device)
+            safe = parents.clamp(min=0).to(device)
+            part[source.tokens] = torch.where(has[:, None], out[safe].reshape(-1, rep.BASS_STEPS), 0).to(
+                batch[source.tokens].dtype)
+            part[source.drums] = torch.where(has[:, None, None], drums[safe].repeat_interleave(k, dim=0), 0).to(
+                batch[source.drums].dtype)
+            part[source.present] = has.to(batch[source.present].dtype)
         lines = model.sample(part, k=1, temperature=temperature, generator=generator)[:, 0]  # [R * k, 64]
-        out[rows.to(device)] = lines.view(len(rows), k, rep.BASS_STEPS).to(out.dtype)
+        out[now.to(device)] = lines.view(len(now), k, rep.BASS_STEPS).to(out.dtype)
     return out

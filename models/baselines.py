@@ -346,33 +346,65 @@ class RepeatPrevious(Bigram):
     GRID = np.round(np.linspace(0.01, 0.99, 99), 2)
     FIT_PAIRS = 20000
 
+    def copied(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the line to copy [B, 64], whether there is one [B] bool)."""
+        return batch["prev_tokens"].long(), batch["has_prev"] > 0
+
     def fit(self, train_batch):
         super().fit(train_batch)
         self.rule = RootOnKick(self.params, self.info).fit(train_batch)
-        rows = torch.nonzero(train_batch["has_prev"] > 0).squeeze(1)
+        rows = torch.nonzero(self.copied(train_batch)[1]).squeeze(1)
         if len(rows) > self.FIT_PAIRS:  # a seeded subset: the weight is one number
             rows = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(self.seed))[: self.FIT_PAIRS]]
         self.copy_weight = 0.0
         if len(rows):
-            part = {name: train_batch[name][rows] for name in ("drums", "tokens", "prev_tokens")}
+            part = {name: value[rows] for name, value in train_batch.items()}
             bigram = super().token_nll(part).neg().exp().double()
-            same = (part["tokens"] == part["prev_tokens"]).double()
+            same = (part["tokens"] == self.copied(part)[0]).double()
             nll = [float(-torch.log(w * same + (1 - w) * bigram).mean()) for w in self.GRID]
             self.copy_weight = float(self.GRID[int(np.argmin(nll))])
         return self
 
     def token_nll(self, batch):
         bigram = super().token_nll(batch).neg().exp()
-        same = (batch["tokens"] == batch["prev_tokens"]).float()
-        w = self.copy_weight * (batch["has_prev"] > 0).float()[:, None]
+        line, has = self.copied(batch)
+        same = (batch["tokens"] == line).float()
+        w = self.copy_weight * has.float()[:, None]
         return -torch.log(w * same + (1 - w) * bigram)
 
     def onset_probs(self, batch):
-        w = self.copy_weight * (batch["has_prev"] > 0).float()[:, None, None]
-        previous = torch.as_tensor(rep.tokens_to_roll(batch["prev_tokens"].numpy().astype(np.uint8))).float()
-        return w * previous + (1 - w) * super().onset_probs(batch)
+        line, has = self.copied(batch)
+        w = self.copy_weight * has.float()[:, None, None]
+        copied = torch.as_tensor(rep.tokens_to_roll(line.numpy().astype(np.uint8))).float()
+        return w * copied + (1 - w) * super().onset_probs(batch)
 
     def sample(self, batch, k=1, temperature=1.0, generator=None):
         rule = self.rule.sample(batch, 1)[:, 0]
-        tokens = torch.where(batch["has_prev"][:, None] > 0, batch["prev_tokens"].long(), rule)
+        line, has = self.copied(batch)
+        tokens = torch.where(has[:, None], line, rule)
         return tokens.unsqueeze(1).expand(-1, k, -1).clone()
+
+
+def drum_agreement(drums: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``[B]`` Jaccard of two ``[B, 32, 14]`` drum onset grids (1 for two empty grids), as
+    ``dnb.schema.recall_rows`` measures it."""
+    now, then = drums > 0, other > 0
+    inter = (now & then).flatten(1).sum(1).float()
+    union = (now | then).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+class RepeatMatching(RepeatPrevious):
+    """The bar of the models that also hear the recalled window: the line of whichever of the
+    previous and the recalled window has drums more like this window's (the previous one on
+    a tie), note for note; ``root_on_kick`` at a song's start. Its distribution mixes the copy
+    with the bigram as ``repeat_previous`` does, with its own fitted weight."""
+
+    name = "repeat_matching"
+
+    def copied(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        has_prev, has_recall = batch["has_prev"] > 0, batch["has_recall"] > 0
+        recall_better = has_recall & (
+            drum_agreement(batch["drums"], batch["recall_drums"]) > drum_agreement(batch["drums"], batch["prev_drums"]))
+        line = torch.where(recall_better[:, None], batch["recall_tokens"].long(), batch["prev_tokens"].long())
+        return line, has_prev | has_recall

@@ -26,7 +26,7 @@ from torch import nn
 
 from dnb import representation as rep
 from dnb.chords import HALF_BARS, N
-from dnb.schema import LABELS, DataInfo
+from dnb.schema import LABELS, SOURCES, DataInfo
 
 COND_DIM = 32  # conditioning width of the models that do not set their own
 
@@ -60,7 +60,8 @@ class Conditioning(nn.Module):
 
     @property
     def uses_previous(self) -> bool:
-        return "previous" in self.use
+        """The model hears some window of the song's past (the previous or the recalled one)."""
+        return any(label in self.use for label in SOURCES)
 
     def chord_labels(self, batch: dict) -> torch.Tensor:
         """``[B, 4]`` chord labels, with the training-time chord dropout applied (a draw per call)."""
@@ -91,80 +92,109 @@ class Conditioning(nn.Module):
 
 
 class Previous(nn.Module):
-    """The previous window as an architecture sees it (only built when ``previous`` is used).
+    """One window of the song's past as an architecture sees it (``source``: a label of
+    ``dnb.schema.SOURCES``, "previous" or "recall"; only built when that label is used).
 
-    * ``present(batch) -> [B]`` bool: the window has a previous one, after the training-time
+    * ``present(batch) -> [B]`` bool: the window exists, after the training-time
       ``context_dropout`` (a draw per call: call once per forward and pass it on);
-    * ``tokens(batch, present) -> [B, 64, dim]``: one embedding per previous bass token at
+    * ``tokens(batch, present) -> [B, 64, dim]``: one embedding per bass token of that window at
       its own step (a learned "none" row where there is no context), so that copying step t
-      of the previous line is a lookup, not a memory feat;
-    * ``drums(batch, present) -> [B, 32, 15]``: the previous drum grid (zeros without one)
-      and a presence flag, to concatenate with the current drum grid.
+      of that line is a lookup, not a memory feat;
+    * ``drums(batch, present) -> [B, 32, 15]``: its drum grid (zeros without one) and a
+      presence flag, to concatenate with the current drum grid.
     """
 
-    NONE = rep.VOCAB_SIZE  # embedding row of "no previous window"
+    NONE = rep.VOCAB_SIZE  # embedding row of "no such window"
     DRUM_FEATURES = rep.DRUM_CLASSES + 1
 
-    def __init__(self, dim: int, context_dropout: float = 0.0):
+    def __init__(self, dim: int, context_dropout: float = 0.0, source: str = "previous"):
         super().__init__()
         self.context_dropout = float(context_dropout)
+        self.source = SOURCES[source]
         self.tok = nn.Embedding(rep.VOCAB_SIZE + 1, dim)
 
     @classmethod
-    def from_params(cls, params: dict, dim: int) -> Previous | None:
-        """The module when ``previous`` is among ``params["conditioning"]``, else None."""
-        if "previous" not in params.get("conditioning", []):
+    def from_params(cls, params: dict, dim: int, source: str = "previous") -> Previous | None:
+        """The module when ``source`` is among ``params["conditioning"]``, else None."""
+        if source not in params.get("conditioning", []):
             return None
-        return cls(dim, float(params.get("context_dropout", 0.0)))
+        return cls(dim, float(params.get("context_dropout", 0.0)), source)
+
+    @staticmethod
+    def all_from_params(params: dict, dim: int) -> nn.ModuleDict | None:
+        """One module per past window the conditioning asks for (None when it asks for none);
+        an architecture keeps them under one attribute, built last."""
+        parts = {label: Previous.from_params(params, dim, label) for label in SOURCES}
+        parts = {label: part for label, part in parts.items() if part is not None}
+        return nn.ModuleDict(parts) if parts else None
+
+    @staticmethod
+    def drum_features(params: dict) -> int:
+        """Width of the past windows' drum features beside the current drum grid."""
+        return Previous.DRUM_FEATURES * sum(label in params.get("conditioning", []) for label in SOURCES)
 
     def present(self, batch: dict) -> torch.Tensor:
-        has = batch["has_prev"] > 0
+        has = batch[self.source.present] > 0
         if self.training and self.context_dropout > 0:
             has = has & (torch.rand(has.shape, device=has.device) >= self.context_dropout)
         return has
 
     def tokens(self, batch: dict, present: torch.Tensor) -> torch.Tensor:
-        tokens = torch.where(present[:, None], batch["prev_tokens"].long(), self.NONE)
+        tokens = torch.where(present[:, None], batch[self.source.tokens].long(), self.NONE)
         return self.tok(tokens)
 
     def drums(self, batch: dict, present: torch.Tensor) -> torch.Tensor:
-        grid = batch["prev_drums"].float() * present[:, None, None]
+        grid = batch[self.source.drums].float() * present[:, None, None]
         flag = present.float()[:, None, None].expand(-1, grid.shape[1], 1)
         return torch.cat([grid, flag], -1)
 
     @staticmethod
-    def inputs(previous: Previous | None, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(previous drums [B, 32, 15], aligned previous tokens [B, 64, dim]) of one forward pass
-        (one context-dropout draw, shared by both), or (None, None) without a previous window."""
-        if previous is None:
+    def inputs(past: nn.ModuleDict | None, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(past windows' drums [B, 32, 15 * S], the sum of their aligned tokens [B, 64, dim]) of
+        one forward pass (one context-dropout draw per window, shared by its drums and tokens),
+        or (None, None) without any past window."""
+        if past is None:
             return None, None
-        present = previous.present(batch)
-        return previous.drums(batch, present), previous.tokens(batch, present)
+        drums, tokens = [], None
+        for part in past.values():
+            present = part.present(batch)
+            drums.append(part.drums(batch, present))
+            aligned = part.tokens(batch, present)
+            tokens = aligned if tokens is None else tokens + aligned
+        return torch.cat(drums, -1), tokens
 
 
 class CopyHead(nn.Module):
-    """The previous window for the models that write the 64 steps independently (ffnn, cnn,
-    lstm_fcnn): logits added at step t from the previous line's token at step t, scaled up by
-    how much the two windows' drums agree (Jaccard of their onset grids), so that "the drums
-    repeat" can turn into "repeat the line" without an autoregressive decoder."""
+    """The song's past for the models that write the 64 steps independently (ffnn, cnn,
+    lstm_fcnn): for each past window (previous, recalled), logits added at step t from that
+    line's token at step t, scaled up by how much its drums agree with the current window's
+    (Jaccard of their onset grids), so that "the drums repeat" can turn into "repeat the
+    line" without an autoregressive decoder."""
 
-    def __init__(self, context_dropout: float = 0.0):
+    def __init__(self, sources: list[str] | tuple[str, ...] = ("previous",), context_dropout: float = 0.0):
         super().__init__()
-        self.previous = Previous(rep.VOCAB_SIZE, context_dropout)  # its token embedding is a row of logits
-        self.agreeing = nn.Embedding(rep.VOCAB_SIZE + 1, rep.VOCAB_SIZE)
-        nn.init.zeros_(self.agreeing.weight)
+        self.past, self.agreeing = nn.ModuleDict(), nn.ModuleDict()
+        for label in sources:
+            self.past[label] = Previous(rep.VOCAB_SIZE, context_dropout, label)  # its embedding is a row of logits
+            self.agreeing[label] = nn.Embedding(rep.VOCAB_SIZE + 1, rep.VOCAB_SIZE)
+            nn.init.zeros_(self.agreeing[label].weight)
 
     @classmethod
     def from_params(cls, params: dict) -> CopyHead | None:
-        if "previous" not in params.get("conditioning", []):
+        sources = [label for label in SOURCES if label in params.get("conditioning", [])]
+        if not sources:
             return None
-        return cls(float(params.get("context_dropout", 0.0)))
+        return cls(sources, float(params.get("context_dropout", 0.0)))
 
     def forward(self, batch: dict) -> torch.Tensor:
         """``[B, 64, 38]`` logits to add to a stepwise model's own."""
-        present = self.previous.present(batch)
-        tokens = torch.where(present[:, None], batch["prev_tokens"].long(), Previous.NONE)
-        now, before = batch["drums"].float() > 0, batch["prev_drums"].float() > 0
-        union = (now | before).flatten(1).sum(1).clamp(min=1)
-        agree = ((now & before).flatten(1).sum(1) / union) * present  # [B]
-        return self.previous.tok(tokens) + agree[:, None, None] * self.agreeing(tokens)
+        out = 0.0
+        now = batch["drums"].float() > 0
+        for label, part in self.past.items():
+            present = part.present(batch)
+            tokens = torch.where(present[:, None], batch[part.source.tokens].long(), Previous.NONE)
+            before = batch[part.source.drums].float() > 0
+            union = (now | before).flatten(1).sum(1).clamp(min=1)
+            agree = ((now & before).flatten(1).sum(1) / union) * present  # [B]
+            out = out + part.tok(tokens) + agree[:, None, None] * self.agreeing[label](tokens)
+        return out

@@ -76,7 +76,7 @@ class Cvae(NeuralBassModel):
         previous = int(params.get("previous_dim", 32)) if self.cond.uses_previous else 0
         self.net = Seq2Seq(
             cond_dim, hidden, int(params.get("layers", 1)), float(params.get("dropout", 0.1)), extra=self.latent,
-            previous=previous,
+            previous=previous, past_drums=Previous.drum_features(params),
         )
         self.post_tok = nn.Embedding(rep.VOCAB_SIZE, 64)
         self.post_rnn = nn.LSTM(64 + hidden + cond_dim, hidden // 2, batch_first=True, bidirectional=True)
@@ -84,7 +84,7 @@ class Cvae(NeuralBassModel):
         self.prior_net = nn.Sequential(
             nn.Linear(2 * hidden + cond_dim, hidden), nn.GELU(), nn.Linear(hidden, 2 * self.latent)
         )
-        self.previous = Previous.from_params(params, previous)  # built last: a model without it is as before
+        self.previous = Previous.all_from_params(params, previous)  # built last: a model without it is as before
         self.takes_previous = self.previous is not None
 
     # ------------------------------------------------------------------ pieces

@@ -27,15 +27,16 @@ ALIGN = torch.arange(rep.BASS_STEPS) * rep.DRUM_STEPS // rep.BASS_STEPS  # bass 
 
 class Seq2Seq(nn.Module):
     """Drum encoder + token decoder; ``extra`` is a per-example vector or None; ``previous``
-    the width of the previous window's aligned token embeddings (0: no previous window)."""
+    the width of the past windows' aligned token embeddings (0: no past), ``past_drums`` the
+    width of their drum features beside the drum grid (``Previous.drum_features``)."""
 
     def __init__(
         self, cond_dim: int, hidden: int, layers: int = 1, dropout: float = 0.1, extra: int = 0, emb: int = 64,
-        previous: int = 0,
+        previous: int = 0, past_drums: int = 0,
     ):
         super().__init__()
         self.hidden, self.layers, self.extra, self.previous = hidden, layers, extra, previous
-        enc_in = rep.DRUM_CLASSES + cond_dim + (Previous.DRUM_FEATURES if previous else 0)
+        enc_in = rep.DRUM_CLASSES + cond_dim + past_drums
         self.encoder = nn.LSTM(enc_in, hidden // 2, batch_first=True, bidirectional=True)
         self.init = nn.Linear(hidden + cond_dim + extra, 2 * layers * hidden)
         self.tok = nn.Embedding(rep.VOCAB_SIZE + 1, emb)
@@ -47,7 +48,7 @@ class Seq2Seq(nn.Module):
         self.head = nn.Linear(2 * hidden + previous, rep.VOCAB_SIZE)
 
     def encode(self, drums: torch.Tensor, cond: torch.Tensor, prev_drums: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, 32, 14] drums + [B, C] cond (+ [B, 32, 15] previous drums) -> [B, 32, hidden]."""
+        """[B, 32, 14] drums + [B, C] cond (+ [B, 32, 15 * S] past drums) -> [B, 32, hidden]."""
         parts = [drums, cond.unsqueeze(1).expand(-1, drums.shape[1], -1)]
         x = torch.cat(parts + ([prev_drums] if self.previous else []), dim=-1)
         return self.encoder(x)[0]
@@ -111,9 +112,9 @@ class Lstm(Autoregressive):
         previous = int(params.get("previous_dim", 32)) if self.cond.uses_previous else 0
         self.net = Seq2Seq(
             cond_dim, int(params.get("hidden", 256)), int(params.get("layers", 1)), float(params.get("dropout", 0.1)),
-            previous=previous,
+            previous=previous, past_drums=Previous.drum_features(params),
         )
-        self.previous = Previous.from_params(params, previous)
+        self.previous = Previous.all_from_params(params, previous)
         self.takes_previous = self.previous is not None
 
     def logits(self, batch: dict) -> torch.Tensor:

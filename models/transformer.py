@@ -4,10 +4,11 @@ Encoder: a conditioning token followed by the 32 drum steps (linear embedding +
 learned positions), full self-attention. Decoder: causal self-attention over the 64
 bass tokens (BOS first), cross-attention to the encoder, and, as in the lstm, the
 encoder output of the aligned drum step (t // 2) added to the input of bass step t.
-With the previous window (``previous`` among the conditioning labels): each drum
-step's memory row also reads the previous window's drum step (``prev_drum_in``), and
-bass step t's input adds the embedding of the previous line's token at step t, so that
-the decoder compares both windows' drums where it decides to repeat or vary the line.
+With the song's past (``previous``, ``recall`` among the conditioning labels): each drum
+step's memory row also reads the previous (and recalled) window's drum step
+(``prev_drum_in``), and bass step t's input adds the embedding of their lines' tokens at
+step t, so that the decoder compares the windows' drums where it decides to repeat, return
+to an earlier riff or vary the line.
 Decoding keeps a key/value cache, so sampling 64 steps costs 64 single-token
 passes (1-2 s of one CPU core for 512 sequences).
 """
@@ -108,8 +109,8 @@ class Transformer(Autoregressive):
         # chords aligned in time: drum step s hears the chord of half bar s // 8 (built last, and only
         # when chords are used, so a model without chords is initialised as before)
         self.chord_steps = nn.Embedding(info.n_chords, d) if self.cond.uses_chords else None
-        self.previous = Previous.from_params(params, d)  # the previous window, also built only when used
-        self.prev_drum_in = nn.Linear(Previous.DRUM_FEATURES, d) if self.previous is not None else None
+        self.previous = Previous.all_from_params(params, d)  # the song's past, also built only when used
+        self.prev_drum_in = nn.Linear(Previous.drum_features(params), d) if self.previous is not None else None
         self.takes_previous = self.previous is not None
 
     def memory(self, batch: dict, prev_drums: torch.Tensor | None = None) -> torch.Tensor:

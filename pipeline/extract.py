@@ -12,7 +12,8 @@ path, window index), byte-identical for the same params and corpora:
   ``chords`` uint8 [N, 4] (one ``dnb.chords`` label per half bar, from the non-bass tracks),
   ``prev_tokens`` uint8 [N, 64], ``prev_drums`` uint8 [N, 32, 14], ``has_prev`` uint8 [N]: the
   previous 2-bar window of the song when it is contiguous (read from the song, so a window
-  dropped as sparse still serves as the next one's context)
+  dropped as sparse still serves as the next one's context), and ``recall_tokens``,
+  ``recall_drums``, ``has_recall``: the earlier window recalled by ``dnb.schema.recall_rows``
 * ``data/interim/pairs.parquet``: song_id, corpus, path, folder_genre, window_index,
   bpm, bass_program (GM), program_index (0..8), n_drum_onsets, n_bass_onsets
 * ``data/interim/songs.parquet``: one row per song with a pair: song_id, corpus, path,
@@ -42,7 +43,7 @@ from dnb.corpus import folder_genre, is_midi, iter_files, relative_names
 from dnb.keys import pitch_class_histogram
 from dnb.midi import Unreadable, read_midi
 from dnb.params import load_params
-from dnb.schema import previous_rows, program_index
+from dnb.schema import CONTEXT, context_arrays, no_context, previous_rows, program_index
 
 # Every file that yields no pair gets exactly one of these, checked in this order.
 REASONS = (
@@ -112,13 +113,9 @@ def _process_score(score, params: dict) -> dict:
         out["reason"] = "absurd_tempo" if not tempo_ok.any() else "no_dense_window"
         return out
     program = int(bass_track.program)
-    prev = previous_rows(win.start_ticks, rep.QUARTERS_PER_WINDOW * tpq)[keep]
-    has_prev = prev >= 0
-    prev = np.maximum(prev, 0)
-    out |= {
-        "prev_tokens": np.where(has_prev[:, None], win.tokens[prev], 0).astype(np.uint8),
-        "prev_drums": np.where(has_prev[:, None, None], win.drums[prev], 0).astype(np.uint8),
-        "has_prev": has_prev.astype(np.uint8),
+    previous = previous_rows(win.start_ticks, rep.QUARTERS_PER_WINDOW * tpq)
+    context = context_arrays(win.tokens, win.drums, previous)  # over every window: dropped ones too
+    out |= {name: value[keep] for name, value in context.items()} | {
         "drums": win.drums[keep],
         "tokens": win.tokens[keep],
         "chords": ch.window_chords(score, win.start_ticks[keep], bass_track),
@@ -238,11 +235,8 @@ def run(params: dict, out_dir: Path, report_path: Path | None = None) -> dict:
     drums = np.concatenate([p["drums"] for p in pairs]) if pairs else np.zeros((0, 32, 14), np.uint8)
     tokens = np.concatenate([p["tokens"] for p in pairs]) if pairs else np.zeros((0, 64), np.uint8)
     chords = np.concatenate([p["chords"] for p in pairs]) if pairs else np.zeros((0, ch.HALF_BARS), np.uint8)
-    context = {
-        "prev_tokens": np.concatenate([p["prev_tokens"] for p in pairs]) if pairs else np.zeros((0, 64), np.uint8),
-        "prev_drums": np.concatenate([p["prev_drums"] for p in pairs]) if pairs else np.zeros((0, 32, 14), np.uint8),
-        "has_prev": np.concatenate([p["has_prev"] for p in pairs]) if pairs else np.zeros(0, np.uint8),
-    }
+    empty = no_context(0)
+    context = {name: np.concatenate([p[name] for p in pairs]) if pairs else empty[name] for name in CONTEXT}
     np.savez(out_dir / "pairs.npz", drums=drums, tokens=tokens, chords=chords, **context)  # equal arrays, equal bytes
     counts = np.array([len(p["index"]) for p in pairs], dtype=np.int64)
 
@@ -295,6 +289,7 @@ def run(params: dict, out_dir: Path, report_path: Path | None = None) -> dict:
         "windows_dropped": {"sparse": dropped["sparse"], "absurd_tempo": dropped["absurd_tempo"]},
         "pairs_kept": n,
         "pairs_with_previous_window": int(context["has_prev"].sum()),
+        "pairs_with_recalled_window": int(context["has_recall"].sum()),
         "pairs_by_corpus": dict(sorted(by_corpus.items())),
         "pairs_by_genre": dict(sorted(by_genre.items())),
         "songs_kept": len(pairs),

@@ -27,6 +27,7 @@ from pipeline.report.latex import (
     latex_escape,
     macro_name,
     number,
+    percent,
     quality_table,
     split_counts,
     table,
@@ -59,7 +60,7 @@ ABLATION_COLUMNS = ["perplexity", "bleu4", "onset_f1", "onset_pitch_f1", "pitch_
                     "chord_tone_rate"]
 QUALITY_METRICS = ["perplexity", "bleu4", "bleu4_mbr"]  # the quality bar: model minus baseline, paired
 RULES = ["root_on_kick", "chord_root_on_kick"]  # the rules a bassist starts from: no perplexity, one line
-CONTEXT_BASELINES = ["repeat_previous"]  # the bar of the models given the previous window (its own table)
+CONTEXT_BASELINES = ["repeat_previous", "repeat_matching"]  # the bars of the models given the song's past (own table)
 SONG_COLUMNS = ["identical_line_rate", "identical_rhythm_rate", "distinct_line_rate", "consecutive_bleu4",
                 "onset_pitch_f1", "bleu4", "critic_accuracy"]
 SONG_CAPTION = (r"Whole test songs written window by window, each window conditioned on the system's own "
@@ -159,6 +160,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["songSentence"] = song_sentence(songs)
     out["criticSentence"] = critic_sentence(songs)
     out["contextSentence"] = context_sentence(results.get("comparisons") or {})
+    out["matchingSentence"] = context_sentence(results.get("comparisons") or {}, "repeat_matching")
     best_song = best_song_system(songs)
     out["bestSongSystem"] = display(best_song) if best_song else "n/a"
     real_songs = songs.get("real") or {}
@@ -210,6 +212,9 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["pixSentence"] = pix_sentence(results)
     out["ablationSentence"] = ablation_sentence(results)
     out["harmonySentence"] = harmony_sentence(results, reference)
+    repeats = ((stats.get("splits") or {}).get("val") or {}).get("repeats") or {}
+    out["valRepeatsPrevious"] = percent(repeats.get("line_of_previous_window"))
+    out["valRepeatsRecalled"] = percent(repeats.get("line_of_recalled_window_only"))
     harmony = extract.get("chords") or {}
     out["chordSyntheticAccuracy"] = number(harmony.get("synthetic_accuracy"), 3)
     out["bassChordRootRate"] = number(harmony.get("bass_root_rate"), 3)

@@ -23,7 +23,7 @@ from dnb import chords as ch
 from dnb import representation as rep
 from dnb import tensors as split_files
 from dnb.params import load_params
-from dnb.schema import CONTEXT, N_KEYS, tempo_bpm, tempo_feature
+from dnb.schema import CONTEXT, FIELDS, N_KEYS, SOURCES, tempo_bpm, tempo_feature
 
 SPLITS = ("train", "val", "test")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -93,8 +93,7 @@ def load_inputs(interim: Path, classifier: Path) -> tuple[dict, pd.DataFrame, li
     """(npz arrays, pairs + annotations frame, style class names); row counts must agree."""
     with np.load(interim / "pairs.npz") as data:
         arrays = {name: data[name] for name in ("drums", "tokens", "chords") + CONTEXT}
-    shapes = {"drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "tokens": (rep.BASS_STEPS,), "chords": (ch.HALF_BARS,),
-              "prev_tokens": (rep.BASS_STEPS,), "prev_drums": (rep.DRUM_STEPS, rep.DRUM_CLASSES), "has_prev": ()}
+    shapes = {name: FIELDS[name].shape for name in ("drums", "tokens", "chords") + CONTEXT}
     for name, shape in shapes.items():
         if arrays[name].shape[1:] != shape:
             expected = ", ".join(map(str, ("N",) + shape))
@@ -124,7 +123,7 @@ def bad_rows(arrays: dict, frame: pd.DataFrame, n_styles: int) -> tuple[np.ndarr
     tokens, drums = arrays["tokens"], arrays["drums"]
     checks = {  # whole-array max first: the per-row scan of 200 MB of drums only runs when needed
         "bad_tokens": (tokens >= rep.VOCAB_SIZE).any(axis=1) if n and tokens.max() >= rep.VOCAB_SIZE else False,
-        "bad_prev_tokens": (arrays["prev_tokens"] >= rep.VOCAB_SIZE).any(axis=1),
+        "bad_prev_tokens": np.any([(arrays[s.tokens] >= rep.VOCAB_SIZE).any(axis=1) for s in SOURCES.values()], 0),
         "bad_drums": (drums > 1).any(axis=(1, 2)) if n and drums.max() > 1 else False,
         "bad_chords": (arrays["chords"] >= ch.N_CHORDS).any(axis=1),
         "bad_key": ~frame["key"].between(0, N_KEYS - 1).to_numpy(),
@@ -146,7 +145,7 @@ def bad_rows(arrays: dict, frame: pd.DataFrame, n_styles: int) -> tuple[np.ndarr
 
 def split_arrays(drums, tokens, bpm, program, key, style, chords, song, context: dict, position) -> dict:
     """The fields of ``dnb.schema.FIELDS`` with their documented dtypes (``context``: the
-    ``CONTEXT`` arrays of the previous window)."""
+    ``CONTEXT`` arrays of the previous and the recalled window)."""
     tokens = np.ascontiguousarray(tokens, dtype=np.uint8)
     return {name: np.ascontiguousarray(context[name], dtype=np.uint8) for name in CONTEXT} | {
         "position": np.asarray(position, dtype=np.int64),
@@ -166,15 +165,16 @@ def augment(arrays: dict[str, np.ndarray], shifts: list[int]) -> dict[str, np.nd
     if not shifts:
         return arrays
     tokens = [arrays["tokens"]] + [rep.transpose_tokens(arrays["tokens"], s) for s in shifts]
-    previous = [arrays["prev_tokens"]] + [rep.transpose_tokens(arrays["prev_tokens"], s) for s in shifts]
+    past = {src.tokens: np.concatenate([arrays[src.tokens]] + [rep.transpose_tokens(arrays[src.tokens], s)
+                                                               for s in shifts])
+            for src in SOURCES.values()}
     keys = [arrays["key"]] + [shift_keys(arrays["key"], s) for s in shifts]
     chords = [arrays["chords"]] + [ch.transpose_chords(arrays["chords"], s).astype(np.uint8) for s in shifts]
     reps = 1 + len(shifts)
     tiled = {k: np.concatenate([arrays[k]] * reps)
-             for k in ("drums", "tempo", "program", "style", "song", "prev_drums", "has_prev", "position")}
+             for k in ("drums", "tempo", "program", "style", "song", "position", *CONTEXT) if k not in past}
     tokens = np.concatenate(tokens)
-    return tiled | {"tokens": tokens, "key": np.concatenate(keys), "chords": np.concatenate(chords),
-                    "prev_tokens": np.concatenate(previous)}
+    return tiled | past | {"tokens": tokens, "key": np.concatenate(keys), "chords": np.concatenate(chords)}
 
 
 # --------------------------------------------------------------------------- stats
@@ -183,6 +183,22 @@ def augment(arrays: dict[str, np.ndarray], shifts: list[int]) -> dict[str, np.nd
 def _hist(codes: np.ndarray, names: list[str]) -> dict[str, int]:
     counts = np.bincount(codes, minlength=len(names))
     return {name: int(c) for name, c in zip(names, counts) if c}
+
+
+def repeat_rates(arrays: dict) -> dict:
+    """How the real bass returns to its song's past, over the pairs with a previous window: the
+    share whose line is the previous window's note for note, and the share whose line is the
+    recalled window's but not the previous one's (what the recalled window adds)."""
+    tokens = np.asarray(arrays["tokens"])
+    has = np.asarray(arrays["has_prev"]) > 0
+    same_previous = (tokens == np.asarray(arrays["prev_tokens"])).all(1) & has
+    same_recalled = (tokens == np.asarray(arrays["recall_tokens"])).all(1) & (np.asarray(arrays["has_recall"]) > 0)
+    n = int(has.sum())
+    return {
+        "pairs_with_previous_window": n,
+        "line_of_previous_window": round(int(same_previous.sum()) / n, 4) if n else None,
+        "line_of_recalled_window_only": round(int((same_recalled & ~same_previous).sum()) / n, 4) if n else None,
+    }
 
 
 def split_stats(arrays: dict, styles: list[str], corpora: list[str], folders: list[str], song_corpus, song_folder):
@@ -207,6 +223,8 @@ def split_stats(arrays: dict, styles: list[str], corpora: list[str], folders: li
             "rest_token_share": round(int(token_counts[rep.REST]) / steps, 4),
         },
         "pairs_with_previous_window": int(np.asarray(arrays["has_prev"]).sum()),
+        "pairs_with_recalled_window": int(np.asarray(arrays["has_recall"]).sum()),
+        "repeats": repeat_rates(arrays),
         "tempo_bpm": {
             "mean": round(float(bpm.mean()), 3) if n else None,
             "sd": round(float(bpm.std()), 3) if n else None,
@@ -300,7 +318,8 @@ def run(
     if params.get("transpose_to_common_key"):
         shift = common_key_shift(key)
         tokens, key = rep.transpose_tokens(tokens, shift), shift_keys(key, shift)
-        context["prev_tokens"] = rep.transpose_tokens(context["prev_tokens"], shift)
+        for source in SOURCES.values():
+            context[source.tokens] = rep.transpose_tokens(context[source.tokens], shift)
         chords = ch.transpose_chords(chords, shift).astype(np.uint8)
 
     row_split = song_split[song]

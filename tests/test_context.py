@@ -9,7 +9,7 @@ import models
 from dnb import metrics as M
 from dnb import representation as rep
 from dnb.data import iterate_batches, synthetic_split
-from dnb.schema import DataInfo, previous_rows
+from dnb.schema import RECALL_WINDOWS, DataInfo, context_arrays, previous_rows, recall_rows
 from models.base import sample_song
 from pipeline.songs import song_windows
 
@@ -55,7 +55,7 @@ def test_architectures_take_the_previous_window_only_when_asked(name):
 
 
 def test_an_architecture_that_cannot_take_it_says_so():
-    with pytest.raises(ValueError, match="pix2pix cannot take the previous window"):
+    with pytest.raises(ValueError, match="pix2pix cannot take the song.s past"):
         models.build("pix2pix", {"conditioning": ["previous"]}, INFO)
 
 
@@ -132,3 +132,94 @@ def test_song_windows_chain_only_contiguous_kept_windows():
     assert part["song"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     # song 1 skips position 2 (not kept); song 2's window at position 4 is not contiguous (has_prev 0)
     assert part["previous_row"].tolist() == [-1, 0, 1, -1, 3, -1, -1, 6, -1]
+
+
+def test_recall_rows_pick_the_best_matching_earlier_window_of_the_stretch():
+    drums = np.zeros((7, rep.DRUM_STEPS, rep.DRUM_CLASSES), dtype=np.uint8)
+    drums[[0, 2, 4], 0, 0] = 1  # A B A B A, then a new stretch of two windows
+    drums[[1, 3], 5, 1] = 1
+    drums[5:, 9, 2] = 1
+    prev = np.array([-1, 0, 1, 2, 3, -1, 5])
+    # window 2 recalls 0 (the only window 2 back); 3 recalls 1 (B); 4 recalls 2 (A: the more recent of
+    # the equal 2 and 0); window 6's stretch starts at 5, its previous window: nothing to recall
+    assert recall_rows(prev, drums).tolist() == [-1, -1, 0, 1, 2, -1, -1]
+    assert recall_rows(prev, drums, depth=2).tolist() == [-1, -1, 0, 1, 2, -1, -1]
+    far = np.arange(12) - 1  # one stretch of 12 windows: only A at 0, the rest C
+    grid = np.zeros((12, rep.DRUM_STEPS, rep.DRUM_CLASSES), dtype=np.uint8)
+    grid[0, 0, 0] = grid[11, 0, 0] = 1
+    grid[1:11, 3, 3] = 1
+    assert recall_rows(far, grid)[11] == 9  # window 0 is 11 back, beyond the 8 of RECALL_WINDOWS
+    assert recall_rows(far, grid, depth=11)[11] == 0
+    assert RECALL_WINDOWS == 8
+
+
+@pytest.mark.parametrize("name", ["lstm", "cvae", "transformer", "ffnn"])
+def test_architectures_take_the_recalled_window_only_when_asked(name):
+    torch.manual_seed(0)
+    previous = models.build(name, SMALL | {"conditioning": ["tempo", "previous"]}, INFO)
+    torch.manual_seed(0)
+    both = models.build(name, SMALL | {"conditioning": ["tempo", "previous", "recall"]}, INFO)
+    assert both.takes_previous
+    assert sum(p.numel() for p in both.parameters()) > sum(p.numel() for p in previous.parameters())
+    batch = synthetic_split(16, 0)
+    assert batch["has_recall"].sum() > 0
+    other = dict(batch, recall_tokens=torch.roll(batch["recall_tokens"], 1, 0))
+    both.eval()
+    previous.eval()
+    with torch.no_grad():
+        assert not torch.allclose(both.token_nll(batch), both.token_nll(other))
+        assert torch.allclose(previous.token_nll(batch), previous.token_nll(other))
+
+
+def abab_split(n: int, seed: int) -> dict:
+    """Songs of 4 windows A B A B whose drums alternate with the line: the previous window never
+    has the line, the recalled one does from the third window on."""
+    split = synthetic_split(n, seed)
+    rng = np.random.default_rng(seed)
+    lines = rng.choice([rep.REST, rep.SUSTAIN] + list(range(2, 14)), size=(n // 4, 2, rep.BASS_STEPS))
+    grids = (rng.random((n // 4, 2, rep.DRUM_STEPS, rep.DRUM_CLASSES)) < 0.2).astype(np.uint8)
+    order = np.arange(n) % 2
+    tokens, drums = lines[np.arange(n) // 4, order], grids[np.arange(n) // 4, order]
+    rows = np.arange(n)
+    past = context_arrays(tokens.astype(np.uint8), drums, np.where(rows % 4 > 0, rows - 1, -1))
+    split |= {k: torch.as_tensor(v.astype(np.int64 if v.ndim != 3 else np.float32)) for k, v in past.items()}
+    split["tokens"], split["drums"] = torch.as_tensor(tokens, dtype=torch.long), torch.as_tensor(drums).float()
+    split["roll"] = torch.as_tensor(rep.tokens_to_roll(tokens.astype(np.uint8))).float()
+    return split
+
+
+
+def test_a_transformer_learns_to_return_to_the_riff_of_two_windows_ago():
+    torch.manual_seed(0)
+
+    train, test = abab_split(512, 0), abab_split(64, 1)
+    model = models.build("transformer", SMALL | {"conditioning": ["previous", "recall"], "context_dropout": 0.1},
+                         INFO)
+    opt = model.configure_optimizers(3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(12):
+        for batch in iterate_batches(train, 64, shuffle=True, generator=gen):
+            model.training_step(batch, opt, epoch)
+    model.eval()
+    has = test["has_recall"] > 0
+    with torch.no_grad():
+        greedy = model.sample(test, k=1, temperature=0.0)[:, 0][has]
+        # free running: windows 3 and 4 of each song return to the model's own windows 1 and 2
+        rows = torch.arange(64)
+        song = sample_song(model, test, torch.where(rows % 4 > 0, rows - 1, -1), k=1, temperature=0.0)[:, 0]
+    assert (greedy == test["tokens"][has]).float().mean() > 0.9
+    assert (song[2::4] == song[0::4]).all(1).float().mean() > 0.9
+    assert (song[3::4] == song[1::4]).all(1).float().mean() > 0.9
+
+
+def test_repeat_matching_copies_the_window_whose_drums_match():
+    train, test = abab_split(256, 0), abab_split(64, 1)
+    base = models.build("repeat_matching", {}, INFO).fit(train)
+    assert base.copy_weight == 0.66  # 2 of the 3 windows with a past (the third, the fourth) have their line there
+    out = base.sample(test)[:, 0]
+    recalled = test["has_recall"] > 0
+    assert torch.equal(out[recalled], test["tokens"][recalled])
+    second = (test["has_prev"] > 0) & ~recalled  # the second window: its previous one, the only past
+    assert torch.equal(out[second], test["prev_tokens"][second].long())
+    previous = models.build("repeat_previous", {}, INFO).fit(train)
+    assert base.token_nll(test)[recalled].mean() < 0.2 * previous.token_nll(test)[recalled].mean()

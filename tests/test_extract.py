@@ -154,7 +154,8 @@ def test_pairs_of_the_good_song(result):
     _, out = result
     with np.load(out / "pairs.npz") as data:
         drums, tokens, chords = data["drums"], data["tokens"], data["chords"]
-        assert sorted(data.files) == ["chords", "drums", "has_prev", "prev_drums", "prev_tokens", "tokens"]
+        assert sorted(data.files) == ["chords", "drums", "has_prev", "has_recall", "prev_drums", "prev_tokens",
+                                      "recall_drums", "recall_tokens", "tokens"]
     pairs = pd.read_parquet(out / "pairs.parquet")
     assert drums.shape == (4, 32, 14) and drums.dtype == np.uint8
     assert tokens.shape == (4, 64) and tokens.dtype == np.uint8
@@ -172,6 +173,11 @@ def test_pairs_of_the_good_song(result):
         np.testing.assert_array_equal(data["prev_tokens"][1:], expected.tokens[:3])
         np.testing.assert_array_equal(data["prev_drums"][1:], expected.drums[:3])
         assert not data["prev_tokens"][0].any() and not data["prev_drums"][0].any()
+        # the recalled window: 2..8 windows back; window 3's drums are window 1's, the more recent tie
+        assert data["has_recall"].tolist() == [0, 0, 1, 1]
+        assert (expected.drums[3] == expected.drums[1]).all()
+        np.testing.assert_array_equal(data["recall_tokens"][2:], expected.tokens[:2])
+        np.testing.assert_array_equal(data["recall_drums"][2:], expected.drums[:2])
     first_bar = [rep.ONSET_OFFSET + p - rep.BASS_LOW for p in (40, 47, 40, 45)]
     assert tokens[0, 0:32:8].tolist() == first_bar
     songs = pd.read_parquet(out / "songs.parquet")

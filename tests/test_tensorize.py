@@ -16,7 +16,7 @@ import torch
 from dnb import data
 from dnb import representation as rep
 from dnb.chords import HALF_BARS, N_CHORDS
-from dnb.schema import FIELDS
+from dnb.schema import FIELDS, context_arrays
 from dnb.tensors import STORED, read_split
 from pipeline import tensorize
 
@@ -36,12 +36,9 @@ def song_ids(names: list[str]) -> list[str]:
 
 
 def context_of(drums: np.ndarray, tokens: np.ndarray, windows: int) -> dict:
-    """The previous-window arrays of songs of ``windows`` consecutive rows each."""
-    has = (np.arange(len(tokens)) % windows) > 0
-    before = np.maximum(np.arange(len(tokens)) - 1, 0)
-    return {"prev_tokens": np.where(has[:, None], tokens[before], 0).astype(np.uint8),
-            "prev_drums": np.where(has[:, None, None], drums[before], 0).astype(np.uint8),
-            "has_prev": has.astype(np.uint8)}
+    """The past-window arrays of songs of ``windows`` consecutive rows each."""
+    rows = np.arange(len(tokens))
+    return context_arrays(tokens, drums, np.where(rows % windows > 0, rows - 1, -1))
 
 
 def make_interim(root: Path, songs: list[str], windows: int = 4, seed: int = 0) -> dict:
@@ -264,6 +261,9 @@ def test_augmentation_only_touches_train(fixture, tmp_path):
         # the previous window moves with the bass it precedes
         assert np.array_equal(part["prev_tokens"], rep.transpose_tokens(plain["train"]["prev_tokens"], shift))
         assert np.array_equal(part["has_prev"], plain["train"]["has_prev"])
+        assert np.array_equal(part["recall_tokens"], rep.transpose_tokens(plain["train"]["recall_tokens"], shift))
+        assert np.array_equal(part["has_recall"], plain["train"]["has_recall"])
+        assert plain["train"]["has_recall"].any()
 
 
 def test_bad_rows_are_counted_not_fatal(tmp_path):

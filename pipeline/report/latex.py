@@ -39,6 +39,11 @@ def number(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def percent(share: float | None) -> str:
+    """A share as a whole LaTeX percentage ('14\\%'), or 'n/a'."""
+    return "n/a" if share is None else f"{100 * share:.0f}\\%"
+
+
 def cell(item: dict | None, digits: int, interval: bool = True) -> str:
     """'0.123 [0.100, 0.140]' as LaTeX (interval in script size), or 'n/a'."""
     if item is None:

@@ -19,14 +19,17 @@ DISPLAY = {
     "chord_root_on_kick": "chord root on kick",
     "bigram": "bigram",
     "repeat_previous": "repeat previous",
+    "repeat_matching": "repeat matching",
     "real": "real bass",
 }
 ABLATION_ROWS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "style": "+ style",
-                 "chords": "+ chords", "chords_no_key": "+ chords $-$ key", "previous": "+ previous window"}
+                 "chords": "+ chords", "chords_no_key": "+ chords $-$ key", "previous": "+ previous window",
+                 "recall": "+ recalled window"}
 ABLATION_PROSE = {"none": "no conditioning", "tempo_program": "tempo and program only",
                   "key": "tempo, program and key", "style": "tempo, program, key and drum style",
                   "chords": "all five labels", "chords_no_key": "chords but no key",
-                  "previous": "all five labels and the previous window"}
+                  "previous": "all five labels and the previous window",
+                  "recall": "all five labels, the previous and the recalled window"}
 CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
     "freedoom": r"the music of the Freedoom project~\citep{freedoom}",
     "ultimate": r"the Ultimate MIDI collection of popular songs in six genre folders~\citep{ultimatemidi}",

@@ -265,10 +265,10 @@ def context_sentence(comparisons: dict, baseline: str = "repeat_previous") -> st
     """Which systems clear the copy of the previous window on perplexity and BLEU-4 MBR (paired)."""
     rows = {m: against.get(baseline) or {} for m, against in comparisons.items()}
     if not any(rows.values()):
-        return "The paired comparison with repeat previous was not computed."
+        return f"The paired comparison with {display(baseline)} was not computed."
     winners = [display(m) for m, row in rows.items()
                if all((row.get(k) or {}).get("clears") for k in ("perplexity", "bleu4_mbr"))]
     who = join(winners) if winners else "no neural model"
     verb = "clear" if len(winners) > 1 else "clears"
-    return (f"With the real previous window, {who} {verb} repeat previous on both perplexity and BLEU-4 of the "
-            "MBR choice (paired song bootstrap).")
+    return (f"With the real previous window, {who} {verb} {display(baseline)} on both perplexity and BLEU-4 of "
+            "the MBR choice (paired song bootstrap).")
