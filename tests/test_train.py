@@ -142,3 +142,73 @@ def test_cli_ablation_tag_reads_its_conditioning(tmp_path, monkeypatch):
     trainer.main(["ffnn"])
     plain_run = read_checkpoint(tmp_path / "checkpoints/ffnn.pt")["params"]
     assert plain_run["conditioning"] == ["tempo", "key"] and plain_run["hidden"] == 16  # no ablation override
+
+
+class FakeValidation:
+    """``validate`` returning a given curve, one value per epoch from ``epoch`` on."""
+
+    def __init__(self, curve, epoch=0):
+        self.curve, self.epoch = curve, epoch
+
+    def __call__(self, model, data, device="cpu"):
+        self.epoch += 1
+        return self.curve[self.epoch - 1]
+
+
+SLOW = [1.0, 0.99, 0.98, 0.97, 0.96, 0.95]  # 1% better each epoch
+
+
+def test_min_improvement_stops_a_slow_curve_and_keeps_the_lowest_loss(tmp_path, monkeypatch):
+    params = {**PARAMS, "max_epochs": 6, "patience": 2}
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW))
+    strict, strict_ckpt = run(tmp_path / "strict", {**params, "min_improvement": 0.05})
+    # epochs 2 and 3 are new bests but not 5% below the best: the counter reaches patience after epoch 3
+    assert strict["stopped"] == "early_stopping" and strict["epochs"] == 3 and strict["stopped_early"] == 1
+    assert strict["best_epoch"] == 3 and strict["best_val_loss"] == 0.98 == min(SLOW[:3])
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW))
+    plain_run, _ = run(tmp_path / "plain", {**params, "min_improvement": 0.0})
+    assert plain_run["stopped"] == "max_epochs" and plain_run["epochs"] == 6
+    assert plain_run["best_epoch"] == 6 and plain_run["best_val_loss"] == 0.95
+    # the kept weights are those of epoch 3: the plain rule's 3-epoch run trains the same epochs
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW))
+    _, three_ckpt = run(tmp_path / "three", {**params, "max_epochs": 3, "min_improvement": 0.0})
+    assert_same_weights(strict_ckpt["state_dict"], three_ckpt["state_dict"])
+    assert strict_ckpt["extra"]["best_val_loss"] == 0.98
+
+
+def test_min_improvement_zero_is_the_plain_rule(tmp_path, monkeypatch):
+    curve = [1.0, 1.0, 0.9, 0.95, 0.9, 0.8]  # a tie, a worse epoch, a tie with the best
+    params = {**PARAMS, "max_epochs": 6, "patience": 2}
+    assert trainer.patience_counts(curve, 0.0) == [0, 1, 0, 1, 2, 0]
+    assert trainer.patience_counts(SLOW, 0.05) == [0, 1, 2, 3, 4, 5]
+    assert trainer.patience_counts([1.0, 0.94, 0.93, 0.88], 0.05) == [0, 0, 1, 0]  # 0.88 < 0.93 * 0.95
+    results = {}
+    for name, extra in (("zero", {"min_improvement": 0.0}), ("absent", {})):
+        monkeypatch.setattr(trainer, "validate", FakeValidation(curve))
+        results[name] = run(tmp_path / name, {**params, **extra})
+    (zero, zero_ckpt), (absent, absent_ckpt) = results["zero"], results["absent"]
+    # val < best only: epoch 3 is the best, epochs 4 and 5 are not below 0.9, so it stops after 5
+    assert zero["stopped"] == "early_stopping" and zero["epochs"] == 5 and zero["best_epoch"] == 3
+    assert {k: zero[k] for k in ("epochs", "best_epoch", "best_val_loss", "stopped")} == {
+        k: absent[k] for k in ("epochs", "best_epoch", "best_val_loss", "stopped")}
+    assert_same_weights(zero_ckpt["state_dict"], absent_ckpt["state_dict"])
+
+
+def test_resume_replays_the_patience_counter_with_the_current_min_improvement(tmp_path, monkeypatch):
+    params = {**PARAMS, "max_epochs": 6, "patience": 2, "min_improvement": 0.05}
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW))
+    _, whole_ckpt = run(tmp_path / "whole", params)
+    # killed after 2 epochs of a min_improvement 0 run, then resumed with 0.05: it continues from epoch 3
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW))
+    run(tmp_path / "kill", {**params, "max_epochs": 2, "min_improvement": 0.0})
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW, epoch=2))
+    resumed, resumed_ckpt = run(tmp_path / "kill", params)
+    assert resumed["epochs"] == 3 and resumed["stopped"] == "early_stopping"
+    assert_same_weights(whole_ckpt["state_dict"], resumed_ckpt["state_dict"])
+    # a resume file already past the epoch these values stop at cannot rewind: the run starts over
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW))
+    run(tmp_path / "past", {**params, "max_epochs": 5, "min_improvement": 0.0})
+    monkeypatch.setattr(trainer, "validate", FakeValidation(SLOW))
+    again, again_ckpt = run(tmp_path / "past", params)
+    assert again["epochs"] == 3 and again["best_epoch"] == 3
+    assert_same_weights(whole_ckpt["state_dict"], again_ckpt["state_dict"])
