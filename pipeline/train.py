@@ -1,6 +1,6 @@
 """Stage `train`: fit one neural model and keep its best checkpoint.
 
-    python -m pipeline.train <model> [--tag TAG] [--conditioning tempo,program]
+    python -m pipeline.train <model> [--tag TAG] [--conditioning tempo,program] [--seed K]
 
 Params: ``train.common`` merged with ``train.<model>``. Adam, seeded mini-batches,
 early stopping on the validation loss (mean token NLL per step; pix2pix: its own
@@ -21,6 +21,12 @@ large corpus a full pass is longer than the budget. Writes
 and ``dvclive/ablation/<tag>`` and the conditioning labels come from
 ``train.ablation[<tag>]`` unless ``--conditioning`` is given; ``train.ablation_params``
 overrides params of those runs only.
+
+``--seed K`` is an extra training seed of a run (stages ``seed`` and ``seed_ablate``, from
+``train.seeds``): the params of that very run (the model's, or the ablation tag's) with only
+``seed`` replaced by K, so its initialisation, batch order, epoch draws, dropout and the seeded
+training/validation subsets change; outputs go to ``checkpoints/seeds/<run>/seed<K>`` and
+``dvclive/seeds/<run>/seed<K>`` (``<run>``: the model, or ``ablation/<tag>``).
 
 ``device`` (``auto``: cuda, then mps, then cpu; ``dnb.device``) is where the model and
 batches live; checkpoints are always written from CPU tensors. Under ``torchrun`` with
@@ -399,31 +405,47 @@ def train(
     return {**summary, "stopped": reason, "model": model}
 
 
+def run_params(section: dict, model: str, tag: str | None = None, conditioning: list[str] | None = None,
+               seed: int | None = None) -> dict:
+    """The params of a run: ``model_params`` of the model, for an ablation ``tag`` its labels (unless
+    ``conditioning`` is given) and ``train.ablation_params``; ``seed`` replaces the seed and nothing else."""
+    if conditioning is None and tag is not None:
+        ablation = section.get("ablation") or {}
+        if tag not in ablation:
+            sys.exit(f"unknown ablation tag {tag!r}; params.yaml train.ablation has {', '.join(ablation)}")
+        conditioning = ablation[tag]
+    params = model_params(section, model, conditioning)
+    if tag is not None:  # e.g. a smaller epoch budget for the four ablation runs
+        params.update(plain(section.get("ablation_params") or {}))
+    if seed is not None:
+        params["seed"] = int(seed)
+    return params
+
+
+def run_stem(model: str, tag: str | None = None, seed: int | None = None) -> str:
+    """Where a run writes, below ``checkpoints/`` and ``dvclive/``: ``<model>``, ``ablation/<tag>``,
+    and an extra seed of either in ``seeds/<run>/seed<k>``."""
+    stem = f"ablation/{tag}" if tag else model
+    return stem if seed is None else f"seeds/{stem}/seed{seed}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help=f"one of {', '.join(architectures())}")
     parser.add_argument("--tag", help="conditioning ablation run: checkpoints/ablation/<tag>.pt")
     parser.add_argument("--conditioning", help="comma-separated labels (tempo,program,key,style); '' for none")
+    parser.add_argument("--seed", type=int, help="extra training seed of the run: checkpoints/seeds/<run>/seed<K>.pt")
     parser.add_argument("--tensors", default="data/tensors")
     args = parser.parse_args(argv)
     if args.model not in architectures():
         sys.exit(f"unknown model {args.model!r}; known: {', '.join(architectures())}")
     section = load_params()["train"]
-    conditioning = None
-    if args.conditioning is not None:
-        conditioning = [c for c in args.conditioning.split(",") if c]
-    elif args.tag is not None:
-        ablation = section.get("ablation") or {}
-        if args.tag not in ablation:
-            sys.exit(f"unknown ablation tag {args.tag!r}; params.yaml train.ablation has {', '.join(ablation)}")
-        conditioning = ablation[args.tag]
-    params = model_params(section, args.model, conditioning)
-    if args.tag is not None:  # e.g. a smaller epoch budget for the four ablation runs
-        params.update(plain(section.get("ablation_params") or {}))
+    conditioning = None if args.conditioning is None else [c for c in args.conditioning.split(",") if c]
+    params = run_params(section, args.model, args.tag, conditioning, args.seed)
     tensors = Path(args.tensors)
     if not (tensors / "train.npz").exists():
         sys.exit(f"no tensors in {tensors}: run `dvc repro tensorize` first")
-    stem = f"ablation/{args.tag}" if args.tag else args.model
+    stem = run_stem(args.model, args.tag, args.seed)
     result = train(
         args.model,
         params,
@@ -437,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     result.pop("model")
     leave_process_group()
     if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({"model": args.model, "tag": args.tag, **result}, indent=1))
+        print(json.dumps({"model": args.model, "tag": args.tag, "seed": params["seed"], **result}, indent=1))
 
 
 if __name__ == "__main__":
