@@ -33,6 +33,11 @@ PROFILES: dict[str, dict[str, object]] = {
         "train.pix2pix.max_epochs": 4,
         "train.transformer.max_epochs": 6,
         "train.ablation_params.max_epochs": 2,  # four conditioning runs of the transformer
+        # Two extra training seeds (train.seeds.extra) of the headline runs: the transformer, the CVAE
+        # and the context model: 2 x (13 + 9 + 5) minutes more training at the one-core epoch times above,
+        # and six more model evaluations (two per run).
+        "train.seeds.models": ["transformer", "cvae"],
+        "train.seeds.ablations": ["previous"],
         # Evaluation: every test song, at most 8 seeded pairs of each (sampling all 73k
         # pairs from each autoregressive model would take longer than training it).
         "evaluate.max_pairs_per_song": 8,

@@ -15,6 +15,13 @@ the quality bar), ``evaluation/per_example.parquet`` (one row per model and test
 the paper's piano-roll figure: the ``tables`` stage draws them, loading no model).
 Metric names, statistics and directions are ``dnb.metrics.METRICS``.
 
+The extra training seeds of ``train.seeds`` (``checkpoints/seeds/<run>/seed<k>.pt``, stages
+``seed`` and ``seed_ablate``) are scored like their main run, on the same test pairs with the same
+sampling seed, and ``metrics/seeds.json`` gives per run and metric the value of every seed (the
+main run is seed ``train.common.seed``), their mean, sample standard deviation, min and max, and
+the main run's bootstrap interval: how much of a difference between two systems the training
+seed alone can make, beside how much the choice of test songs can.
+
 BLEU-4 is scored twice: on the first sample at ``temperature`` (``bleu4``), and on
 the minimum-Bayes-risk choice among ``mbr_samples`` samples (``bleu4_mbr``, on the
 diversity rows), the decision rule that targets BLEU, applied alike to every
@@ -340,6 +347,60 @@ def candidates(names: dict) -> list[tuple[str, str, Path | None, str]]:
     return todo
 
 
+def seed_runs(seeds: dict, main_seed: int) -> list[tuple[str, Path, int]]:
+    """(stem of the main run, checkpoint, seed) of every extra seed of ``train.seeds`` (the main
+    run's own seed is not repeated)."""
+    runs = [(m, m) for m in seeds.get("models") or []]
+    runs += [(f"ablation_{t}", f"ablation/{t}") for t in seeds.get("ablations") or []]
+    extra = [int(k) for k in seeds.get("extra") or [] if int(k) != main_seed]
+    return [(stem, CHECKPOINTS / "seeds" / folder / f"seed{k}.pt", k) for stem, folder in runs for k in extra]
+
+
+def seed_spread(values: dict[int, float]) -> dict:
+    """Mean, sample standard deviation (n - 1; None below two seeds), min and max of one metric
+    over the seeds of a run (seed -> value; JSON keys are strings)."""
+    v = np.array(list(values.values()), dtype=np.float64)
+    return {"values": {str(k): float(x) for k, x in values.items()}, "n": len(v),
+            "mean": float(v.mean()) if len(v) else None, "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "min": float(v.min()) if len(v) else None, "max": float(v.max()) if len(v) else None}
+
+
+def seed_summary(reports: dict[str, dict[int, dict]], main_seed: int) -> dict:
+    """``{"main_seed", "runs": {stem: {"seeds", "status", "metrics": {metric: seed_spread + the
+    main run's interval}}}}`` from each run's reports by seed (only status ok ones count)."""
+    runs = {}
+    for stem, by_seed in reports.items():
+        ok = {k: r for k, r in by_seed.items() if r["status"] == "ok"}
+        metrics = {}
+        for name in METRICS:
+            values = {k: r["metrics"][name]["value"] for k, r in ok.items() if r["metrics"].get(name)}
+            if not values:
+                continue
+            main = (ok.get(main_seed) or {}).get("metrics", {}).get(name) or {}
+            metrics[name] = {**seed_spread(values), "lo": main.get("lo"), "hi": main.get("hi")}
+        runs[stem] = {"seeds": sorted(by_seed), "status": {str(k): r["status"] for k, r in sorted(by_seed.items())},
+                      "metrics": metrics}
+    return {"main_seed": main_seed, "runs": runs}
+
+
+def evaluate_seeds(reports: dict, seeds: dict, main_seed: int, score) -> dict:
+    """``metrics/seeds.json``: the main runs' reports and ``score(name, path)`` of every extra seed
+    (a report; a missing checkpoint is reported as such)."""
+    by_run: dict[str, dict[int, dict]] = {}
+    for stem, path, k in seed_runs(seeds, main_seed):
+        by_run.setdefault(stem, {main_seed: reports.get(stem) or {"status": "not evaluated", "metrics": {}}})
+        if not path.exists():
+            print(f"  {stem} seed {k}: missing checkpoint {path}: skipped")
+            by_run[stem][k] = {"status": "missing checkpoint", "metrics": {}}
+            continue
+        try:
+            by_run[stem][k] = score(f"{stem}_seed{k}", path)
+        except Exception as err:  # one broken run must not hide the others' results
+            traceback.print_exc()
+            by_run[stem][k] = {"status": f"failed: {type(err).__name__}: {err}", "metrics": {}}
+    return seed_summary(by_run, main_seed)
+
+
 def headline(report: dict) -> dict:
     """The selected model's metrics flattened for ``dvc metrics show``: name, status, m, m_lo, m_hi."""
     flat = {"name": report["name"], "status": report["status"]}
@@ -414,6 +475,12 @@ def main() -> None:
     write_json(OUT / "summary.json", summary)
     compared = names["models"] + [f"ablation_{t}" for t in names["ablations"]]
     write_json(OUT / "comparisons.json", comparisons(kept, compared, params, test["song"].numpy()))
+
+    def score(name: str, path: Path) -> dict:
+        return evaluate_one(name, "seed", load_trained(path).to(device), test, params, reference, groups)[0]
+
+    main_seed = int(everything["train"]["common"]["seed"])
+    write_json(OUT / "seeds.json", evaluate_seeds(reports, everything["train"].get("seeds") or {}, main_seed, score))
     chosen = reports.get(model) or skipped(model, "model", "not evaluated", test, reference)
     write_json(Path("metrics.json"), headline(chosen))
     per_example = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,8 +1,9 @@
 """Stage `tables`: LaTeX tables, number macros and figures for the paper.
 
 Reads ``metrics/*.json`` (one file per model, baseline and ablation run of the name
-lists in params.yaml), the data reports, the dvclive logs and the piano-roll samples
-of `evaluate`, and writes ``paper/generated/*.tex`` and ``paper/generated/figures/*.png``.
+lists in params.yaml, and ``metrics/seeds.json``, the spread of the extra training seeds),
+the data reports, the dvclive logs and the piano-roll samples of `evaluate`, and writes
+``paper/generated/*.tex`` and ``paper/generated/figures/*.png``.
 The paper text quotes numbers only through the macros of ``macros.tex``, and every
 comparative sentence is computed (``pipeline/report/prose.py``). A metrics file that
 is missing or whose system failed stops the stage with one line naming it: a green
@@ -29,6 +30,7 @@ from pipeline.report.latex import (
     number,
     percent,
     quality_table,
+    seed_table,
     split_counts,
     table,
 )
@@ -46,6 +48,8 @@ from pipeline.report.prose import (
     lead_sentence,
     pix_sentence,
     quality_sentence,
+    seed_sentence,
+    seed_spreads,
     silence_sentence,
     skip_sentence,
     song_sentence,
@@ -76,6 +80,7 @@ SONG_CAPTION = (r"Whole test songs written window by window, each window conditi
 CONTEXT_CAPTION = (r"Against the copy of the previous window: each model and ablation run minus repeat previous "
                    r"on the same test pairs, given the real previous window (teacher-forced context), paired "
                    r"song bootstrap as in Table~\ref{tab:quality}.")
+SEED_COLUMNS = ["perplexity", "bleu4", "bleu4_mbr", "onset_f1", "onset_pitch_f1", "chord_tone_rate"]
 RULE_METRICS = ["bleu4", "bleu4_mbr", "onset_pitch_f1"]
 RULE_CAPTION = (r"Against the rules: each model and ablation run minus root on kick (the key's tonic on every "
                 r"kick) and chord root on kick (the annotated chord's root on every kick), paired song bootstrap "
@@ -119,6 +124,17 @@ def load_results(metrics_dir: Path, models: list[str], baselines: list[str], tag
     return results
 
 
+def load_seeds(path: Path) -> dict:
+    """``metrics/seeds.json``; a seed run that is missing or failed stops the stage, as a system does."""
+    seeds = read_json(path)
+    problems = [f"{stem} seed {k}: {status}" for stem, run in (seeds.get("runs") or {}).items()
+                for k, status in (run.get("status") or {}).items() if status != "ok"]
+    if problems:
+        raise SystemExit("tables: not every training seed was evaluated (" + "; ".join(problems)
+                         + "): run `dvc repro evaluate` and read its log")
+    return seeds
+
+
 def load_songs(songs_dir: Path, stems: list[str]) -> dict:
     """{stem: songs/<stem>.json} of every system and of the real bass; missing or failed ones stop the stage."""
     songs, problems = {}, []
@@ -149,9 +165,13 @@ def reference_of(results: dict) -> dict | None:
 
 
 def macros(results: dict, reference: dict | None, stats: dict, extract: dict, annotate: dict,
-           songs: dict) -> str:
+           songs: dict, seeds: dict | None = None) -> str:
     """``\\newcommand`` for every number and computed sentence the text quotes."""
     out: dict[str, str] = {}
+    out["seedSentence"] = seed_sentence(seeds or {}, SEED_COLUMNS)
+    spreads = seed_spreads(seeds or {}, SEED_COLUMNS)
+    for metric in SEED_COLUMNS:
+        out[macro_name("seed", "spread", metric)] = number(spreads.get(metric), METRICS[metric].digits + 1)
     for stem, data in songs.items():
         for metric, spec in REPORTED.items():
             item = entry(data.get("metrics"), metric)
@@ -245,7 +265,7 @@ def training_runs(dvclive_dir: Path, models: list[str], tags: list[str]) -> dict
 
 
 def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_dir: Path, songs: dict,
-                 runs: dict[str, dict | None] | None = None) -> list[Path]:
+                 runs: dict[str, dict | None] | None = None, seeds: dict | None = None) -> list[Path]:
     """Every table and the macros; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = reference_of(results)
@@ -292,6 +312,7 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
                                          RULE_CAPTION, "tab:rules"),
         "table_data.tex": data_table(stats, extract, annotate),
         "table_compute.tex": compute_table(runs or {}),
+        "table_seeds.tex": seed_table(seeds or {}, SEED_COLUMNS),
         "table_corpus.tex": breakdown_table(
             systems, "corpus", ["bleu4", "onset_pitch_f1"],
             r"Test metrics by corpus (test songs in brackets): does a ranking hold outside the songs that "
@@ -300,7 +321,7 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
             systems, "folder_genre", ["onset_pitch_f1"],
             r"Note F1 by the folder genre of the test songs (test songs in brackets; ``(none)'': a "
             r"corpus without genre folders).", "tab:genre"),
-        "macros.tex": macros(results, reference, stats, extract, annotate, songs),
+        "macros.tex": macros(results, reference, stats, extract, annotate, songs, seeds),
     }
     written = []
     for name, text in files.items():
@@ -321,7 +342,8 @@ def main() -> None:
     stems = models + [f"ablation_{t}" for t in everything["train"]["ablation"]] + baselines
     songs = load_songs(Path(params["songs_dir"]), stems)
     runs = training_runs(Path(params["dvclive_dir"]), models, list(everything["train"]["ablation"]))
-    written = write_tables(results, stats, extract, annotate, out_dir, songs, runs)
+    seeds = load_seeds(Path(params["metrics_dir"]) / "seeds.json")
+    written = write_tables(results, stats, extract, annotate, out_dir, songs, runs, seeds)
     print(f"tables: {len(results['models'])} models, {len(results['baselines'])} baselines, "
           f"{len(results['ablation'])} ablation runs -> {len(written)} files in {out_dir}")
     write_figures(results, annotate, models, Path(params["dvclive_dir"]), Path(params["piano_rolls"]),

@@ -1,10 +1,11 @@
 """Stage `train`: fit one neural model and keep its best checkpoint.
 
-    python -m pipeline.train <model> [--tag TAG] [--conditioning tempo,program]
+    python -m pipeline.train <model> [--tag TAG] [--conditioning tempo,program] [--seed K]
 
 Params: ``train.common`` merged with ``train.<model>``. Adam, seeded mini-batches,
 early stopping on the validation loss (mean token NLL per step; pix2pix: its own
-reconstruction loss) with ``patience``, a wall budget ``max_minutes`` counted over
+reconstruction loss) with ``patience`` (an epoch resets it only when it lowers the best loss by
+the fraction ``min_improvement``; the checkpoint is still the lowest loss), a wall budget ``max_minutes`` counted over
 resumed runs too. ``epoch_pairs`` (0 = all) makes an epoch a fresh random draw of that
 many training pairs and ``max_val_pairs`` (0 = all) validates on a seeded subset: on the
 large corpus a full pass is longer than the budget. Writes
@@ -20,6 +21,12 @@ large corpus a full pass is longer than the budget. Writes
 and ``dvclive/ablation/<tag>`` and the conditioning labels come from
 ``train.ablation[<tag>]`` unless ``--conditioning`` is given; ``train.ablation_params``
 overrides params of those runs only.
+
+``--seed K`` is an extra training seed of a run (stages ``seed`` and ``seed_ablate``, from
+``train.seeds``): the params of that very run (the model's, or the ablation tag's) with only
+``seed`` replaced by K, so its initialisation, batch order, epoch draws, dropout and the seeded
+training/validation subsets change; outputs go to ``checkpoints/seeds/<run>/seed<K>`` and
+``dvclive/seeds/<run>/seed<K>`` (``<run>``: the model, or ``ablation/<tag>``).
 
 ``device`` (``auto``: cuda, then mps, then cpu; ``dnb.device``) is where the model and
 batches live; checkpoints are always written from CPU tensors. Under ``torchrun`` with
@@ -70,8 +77,10 @@ from models.checkpoint import atomic_save, plain, save_checkpoint
 
 # Params that change when a run stops, not what it computes: a resume file made
 # with other values of these is still valid (raise max_epochs and training continues).
-# (device: a run killed on one machine may continue on another, as with threads)
-NOT_HASHED = ("max_epochs", "patience", "max_minutes", "threads", "device")
+# (device: a run killed on one machine may continue on another, as with threads).
+# patience and min_improvement only drive the patience counter, which a resumed run replays from
+# the validation curve of its resume file with the current values (``patience_counts``).
+NOT_HASHED = ("max_epochs", "patience", "min_improvement", "max_minutes", "threads", "device")
 DATA_KEYS = tuple(k for k in FIELDS if k not in ("roll", "song"))  # what a model learns from
 VAL_BATCH = 512
 
@@ -124,6 +133,24 @@ def validate(model, data: dict, device: torch.device | str = "cpu") -> float:
         total += float(model.validation_loss(to_device(batch, device))) * size
         n += size
     return total / max(n, 1)
+
+
+def improved(val: float, best: float, min_improvement: float) -> bool:
+    """Whether an epoch's validation loss resets the patience counter: below ``best * (1 - min_improvement)``.
+    Validation losses are >= 0 (NLL, BCE, the CVAE's bound, pix2pix's loss), so the threshold is at most
+    ``best``. With 0 it is ``best`` itself: ``x * 1.0 == x`` exactly in IEEE arithmetic (``inf`` included),
+    so the counter, the stopping epoch and the checkpoints are those of the plain ``val < best`` rule."""
+    return val < best * (1 - min_improvement)
+
+
+def patience_counts(val_losses: list[float], min_improvement: float) -> list[int]:
+    """The patience counter after each epoch of a validation curve, as the training loop counts it."""
+    best, bad, counts = math.inf, 0, []
+    for val in val_losses:
+        bad = 0 if improved(val, best, min_improvement) else bad + 1
+        best = val if val < best else best
+        counts.append(bad)
+    return counts
 
 
 def rng_state(shuffle: torch.Generator, device: torch.device | None = None) -> dict:
@@ -252,10 +279,21 @@ def train(
     st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None,
           "presented": 0}
     max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
+    min_improvement = float(params.get("min_improvement", 0.0))
+    if not 0 <= min_improvement < 1:
+        raise SystemExit(f"train.min_improvement must be in [0, 1), got {min_improvement}")
     resumed = load_resume(resume_path, fp) if rank == 0 else None
     if resumed is not None and resumed["epoch"] > max_epochs:  # cannot rewind: start over
         print(f"ignoring {resume_path}: it is past max_epochs = {max_epochs}", file=sys.stderr)
         resumed = None
+    if resumed is not None:  # the counter of these patience / min_improvement values, replayed
+        counts = patience_counts([row["val_loss"] for row in resumed["history"]], min_improvement)
+        if any(c >= patience for c in counts[:-1]):  # these values would have stopped it earlier
+            print(f"ignoring {resume_path}: patience = {patience} and min_improvement = {min_improvement} "
+                  "stop the run before the epoch it reached", file=sys.stderr)
+            resumed = None
+        else:
+            resumed["bad"] = counts[-1] if counts else 0
     resumed = object_from_rank0(resumed, device)  # every rank continues from rank 0's state
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -318,13 +356,15 @@ def train(
         st["history"].append(row)
         st["epoch"] = epoch + 1
         st["presented"] = st.get("presented", 0) + seen  # training pairs shown so far (the compute spent)
+        # "improved enough" (resets patience) is judged against the best before this epoch; any
+        # new best is kept, so the checkpoint is the lowest validation loss whatever min_improvement
+        enough = improved(val, st["best"], min_improvement)
         if val < st["best"]:
-            st.update(best=val, best_epoch=epoch + 1, bad=0)
+            st.update(best=val, best_epoch=epoch + 1)
             st["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if rank == 0:
                 save_checkpoint(ckpt_path, model, name, params, info, {"epoch": epoch + 1, "val_loss": val})
-        else:
-            st["bad"] += 1
+        st["bad"] = 0 if enough else st["bad"] + 1
         st["elapsed"] = time.monotonic() - started
         bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}", best=f"{st['best']:.3f}")
         if rank == 0:
@@ -365,31 +405,47 @@ def train(
     return {**summary, "stopped": reason, "model": model}
 
 
+def run_params(section: dict, model: str, tag: str | None = None, conditioning: list[str] | None = None,
+               seed: int | None = None) -> dict:
+    """The params of a run: ``model_params`` of the model, for an ablation ``tag`` its labels (unless
+    ``conditioning`` is given) and ``train.ablation_params``; ``seed`` replaces the seed and nothing else."""
+    if conditioning is None and tag is not None:
+        ablation = section.get("ablation") or {}
+        if tag not in ablation:
+            sys.exit(f"unknown ablation tag {tag!r}; params.yaml train.ablation has {', '.join(ablation)}")
+        conditioning = ablation[tag]
+    params = model_params(section, model, conditioning)
+    if tag is not None:  # e.g. a smaller epoch budget for the four ablation runs
+        params.update(plain(section.get("ablation_params") or {}))
+    if seed is not None:
+        params["seed"] = int(seed)
+    return params
+
+
+def run_stem(model: str, tag: str | None = None, seed: int | None = None) -> str:
+    """Where a run writes, below ``checkpoints/`` and ``dvclive/``: ``<model>``, ``ablation/<tag>``,
+    and an extra seed of either in ``seeds/<run>/seed<k>``."""
+    stem = f"ablation/{tag}" if tag else model
+    return stem if seed is None else f"seeds/{stem}/seed{seed}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help=f"one of {', '.join(architectures())}")
     parser.add_argument("--tag", help="conditioning ablation run: checkpoints/ablation/<tag>.pt")
     parser.add_argument("--conditioning", help="comma-separated labels (tempo,program,key,style); '' for none")
+    parser.add_argument("--seed", type=int, help="extra training seed of the run: checkpoints/seeds/<run>/seed<K>.pt")
     parser.add_argument("--tensors", default="data/tensors")
     args = parser.parse_args(argv)
     if args.model not in architectures():
         sys.exit(f"unknown model {args.model!r}; known: {', '.join(architectures())}")
     section = load_params()["train"]
-    conditioning = None
-    if args.conditioning is not None:
-        conditioning = [c for c in args.conditioning.split(",") if c]
-    elif args.tag is not None:
-        ablation = section.get("ablation") or {}
-        if args.tag not in ablation:
-            sys.exit(f"unknown ablation tag {args.tag!r}; params.yaml train.ablation has {', '.join(ablation)}")
-        conditioning = ablation[args.tag]
-    params = model_params(section, args.model, conditioning)
-    if args.tag is not None:  # e.g. a smaller epoch budget for the four ablation runs
-        params.update(plain(section.get("ablation_params") or {}))
+    conditioning = None if args.conditioning is None else [c for c in args.conditioning.split(",") if c]
+    params = run_params(section, args.model, args.tag, conditioning, args.seed)
     tensors = Path(args.tensors)
     if not (tensors / "train.npz").exists():
         sys.exit(f"no tensors in {tensors}: run `dvc repro tensorize` first")
-    stem = f"ablation/{args.tag}" if args.tag else args.model
+    stem = run_stem(args.model, args.tag, args.seed)
     result = train(
         args.model,
         params,
@@ -403,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     result.pop("model")
     leave_process_group()
     if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({"model": args.model, "tag": args.tag, **result}, indent=1))
+        print(json.dumps({"model": args.model, "tag": args.tag, "seed": params["seed"], **result}, indent=1))
 
 
 if __name__ == "__main__":

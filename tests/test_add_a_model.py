@@ -49,8 +49,9 @@ def test_a_new_model_file_and_name_reach_evaluate_and_the_tables(tmp_path):
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["models"], params["model"], params["baselines"] = ["ffnn", "dummy"], "dummy", ["silence", "bigram"]
-    params["train"]["common"].update(max_epochs=1, batch_size=32)
-    params["train"].update(ablation_model="ffnn", ablation={"none": []})
+    params["train"]["common"].update(max_epochs=1, batch_size=32, threads=1)
+    params["train"].update(ablation_model="ffnn", ablation={"none": []},
+                           seeds={"models": ["dummy"], "ablations": ["none"], "extra": [1]})
     params["evaluate"].update(bootstrap=20, threads=1, samples=2, mbr_samples=2, diversity_max_pairs=8,
                               compare_baselines=["bigram"], roll_loops=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -58,11 +59,17 @@ def test_a_new_model_file_and_name_reach_evaluate_and_the_tables(tmp_path):
     run(tmp_path, "pipeline.train", "dummy")
     run(tmp_path, "pipeline.train", "ffnn")
     run(tmp_path, "pipeline.train", "ffnn", "--tag", "none")
+    run(tmp_path, "pipeline.train", "dummy", "--seed", "1")
+    run(tmp_path, "pipeline.train", "ffnn", "--tag", "none", "--seed", "1")
     run(tmp_path, "pipeline.evaluate")
     dummy = json.loads((tmp_path / "metrics" / "dummy.json").read_text())
     assert dummy["status"] == "ok" and dummy["metrics"]["perplexity"]["value"] > 1
     assert json.loads((tmp_path / "metrics.json").read_text())["name"] == "dummy"
     assert "dummy" in json.loads((tmp_path / "metrics" / "comparisons.json").read_text())
+    seeds = json.loads((tmp_path / "metrics" / "seeds.json").read_text())["runs"]
+    assert seeds["dummy"]["status"] == {"0": "ok", "1": "ok"} and seeds["ablation_none"]["status"]["1"] == "ok"
+    ppl = seeds["dummy"]["metrics"]["perplexity"]
+    assert ppl["values"]["0"] == dummy["metrics"]["perplexity"]["value"] and ppl["n"] == 2
 
     params["songs"].update(bootstrap=20, threads=1, max_windows=4, temperatures=[1.0])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -74,4 +81,6 @@ def test_a_new_model_file_and_name_reach_evaluate_and_the_tables(tmp_path):
     row = next(line for line in main.splitlines() if line.startswith("dummy &"))
     assert f"{dummy['metrics']['perplexity']['value']:.2f}" in row
     assert r"\newcommand{\dummyPerplexity}" in (generated / "macros.tex").read_text()
+    assert next(line for line in (generated / "table_seeds.tex").read_text().splitlines()
+                if line.startswith("dummy & PPL & 2 &"))
     assert (generated / "figures" / "piano_rolls.png").stat().st_size > 0

@@ -224,6 +224,45 @@ def compute_table(runs: dict[str, dict | None]) -> str:
     return "\n".join(lines)
 
 
+SEED_CAPTION = (r"Training seeds: each run trained again with only its seed changed (\texttt{train.seeds}) and "
+                r"scored on the same test pairs with the same sampling seed. Over the $n$ seeds of a run: mean "
+                r"$\pm$ sample standard deviation, range, spread (max $-$ min), and beside it the half-width of "
+                r"the main run's 95\% song-bootstrap interval. A difference between two runs smaller than the "
+                r"seed spread can come from the training seed alone.")
+
+
+def half_width(item: dict) -> float | None:
+    """Half the width of the main run's bootstrap interval (None without one)."""
+    lo, hi = item.get("lo"), item.get("hi")
+    return (hi - lo) / 2 if isinstance(lo, int | float) and isinstance(hi, int | float) else None
+
+
+def seed_table(seeds: dict, metrics: list[str]) -> str:
+    """One row per run of ``metrics/seeds.json`` and metric; spreads get one digit more than values."""
+    lines = [*table_head(SEED_CAPTION, "tab:seeds", "llrrrrr"),
+             r"Run & Metric & $n$ & Mean $\pm$ sd & Range & Spread & Bootstrap $\pm$ \\", r"\midrule"]
+    runs = (seeds or {}).get("runs") or {}
+    if not runs:
+        lines.append(r"\multicolumn{7}{c}{no run was trained with extra seeds} \\")
+    for i, (stem, run) in enumerate(runs.items()):
+        if i:
+            lines.append(r"\midrule")
+        first = True
+        for metric in metrics:
+            item = (run.get("metrics") or {}).get(metric)
+            if not item:
+                continue
+            d = REPORTED[metric].digits
+            spread = item["max"] - item["min"]
+            sd = number(item.get("sd"), d + 1)
+            cells = [display(stem) if first else "", REPORTED[metric].label, str(item["n"]),
+                     rf"{number(item['mean'], d)} $\pm$ {sd}", f"{number(item['min'], d)}--{number(item['max'], d)}",
+                     number(spread, d + 1), number(half_width(item), d + 1)]
+            lines.append(" & ".join(cells) + r" \\")
+            first = False
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
 
 def breakdown_table(reports: dict[str, dict], kind: str, metrics: list[str], caption: str, label: str) -> str:
     """Each system's ``metrics`` within each group of ``kind`` (corpus, folder genre) of its

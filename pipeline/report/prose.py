@@ -272,3 +272,29 @@ def context_sentence(comparisons: dict, baseline: str = "repeat_previous") -> st
     verb = "clear" if len(winners) > 1 else "clears"
     return (f"With the real previous window, {who} {verb} {display(baseline)} on both perplexity and BLEU-4 of "
             "the MBR choice (paired song bootstrap).")
+
+
+def seed_spreads(seeds: dict, metrics: list[str]) -> dict[str, float]:
+    """{metric: the largest spread (max - min) over the seeds of one run}, among the runs with two seeds or more."""
+    out: dict[str, float] = {}
+    for run in ((seeds or {}).get("runs") or {}).values():
+        for metric in metrics:
+            item = (run.get("metrics") or {}).get(metric)
+            if item and item["n"] >= 2:
+                out[metric] = max(out.get(metric, 0.0), item["max"] - item["min"])
+    return out
+
+
+def seed_sentence(seeds: dict, metrics: list[str]) -> str:
+    """How far the training seed alone moves each metric: the largest spread of one run's seeds."""
+    runs = {stem: run for stem, run in ((seeds or {}).get("runs") or {}).items()
+            if any((m or {}).get("n", 0) >= 2 for m in (run.get("metrics") or {}).values())}
+    spreads = seed_spreads({"runs": runs}, metrics)
+    if not spreads:
+        return "No run was trained with more than one seed."
+    counts = sorted({run["metrics"][m]["n"] for run in runs.values() for m in metrics if m in run["metrics"]})
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    parts = [f"{spreads[m]:.{METRICS[m].digits + 1}f} in {METRICS[m].words}" for m in metrics if m in spreads]
+    return (f"Over {n} training seeds of {join([display(s) for s in runs])} (Table~\\ref{{tab:seeds}}), the largest "
+            f"spread (max $-$ min) of one run is {join(parts)}: a difference between two models smaller than "
+            "that can come from the training seed alone.")
