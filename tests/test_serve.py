@@ -401,3 +401,5 @@ def test_the_page_offers_the_ablation_runs_and_prefers_the_context_model(server,
     trained = [m["name"] for m in bench.model_list() if m["kind"] == "trained"]
     assert trained == ["transformer", "ablation/chords", "ablation/previous"]
     assert bench.default_model(bench.model_list()) == "ablation/previous"
+    (tmp_path / "ablation" / "recall.pt").write_bytes(b"")  # the model with the recalled window comes first
+    assert bench.default_model(bench.model_list()) == "ablation/recall"
