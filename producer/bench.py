@@ -195,7 +195,7 @@ class Bench:
 
     def default_model(self, listed: list[dict]) -> str | None:
         names = [m["name"] for m in listed if m["available"]]
-        for preferred in ("ablation/recall", "ablation/previous", "transformer", "knn", "root_on_kick"):  # context first
+        for preferred in ("ablation/recall", "ablation/previous", "transformer", "knn", "root_on_kick"):  # context 1st
             if preferred in names:
                 return preferred
         return names[0] if names else None

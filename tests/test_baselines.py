@@ -133,7 +133,7 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     evaluate.main()
     first = {p: p.read_text() for p in sorted((tmp_path / "metrics").glob("*.json"))}
     ablations = {f"ablation_{tag}" for tag in params["train"]["ablation"]}
-    expected = set(params["baselines"]) | {"lstm", "ffnn", "summary", "comparisons"} | ablations
+    expected = set(params["baselines"]) | {"lstm", "ffnn", "summary", "comparisons", "seeds"} | ablations
     assert {p.stem for p in first} == expected
     ffnn = json.loads((tmp_path / "metrics/ffnn.json").read_text())
     assert ffnn["status"] == "ok" and ffnn["kind"] == "model" and ffnn["metrics"]["perplexity"]["value"] > 1
