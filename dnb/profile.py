@@ -23,12 +23,14 @@ PROFILES: dict[str, dict[str, object]] = {
         # patience 1); max_epochs is only a cap it does not reach. Sized from epoch times measured
         # on 2026-12-02 on the idle 2-core machine with these params (2 threads, validation
         # included): ffnn 16 s, cnn 30 s, lstm_fcnn 37 s per 100k-pair epoch; lstm 26 s, pix2pix
-        # 30 s, transformer and its ablation runs 41-44 s, cvae 51 s per 20k-pair epoch. From the
-        # validation curves of the earlier large runs that rule stops the transformer after about
-        # 6 epochs (~5 minutes) and every run within 6 minutes, so the whole run -- data, 7
-        # architectures, 8 ablation runs, 6 seed runs, evaluation, songs, paper -- fits about 110
-        # minutes. The 2% rule trades accuracy for the budget: the curves still fall 1-2% per
-        # 20k pairs when it stops.
+        # 30 s, transformer and its ablation runs 41-46 s, cvae 51 s per 20k-pair epoch. A dry run
+        # of the three costliest runs with exactly these params, the same day: the transformer
+        # stopped by early stopping after 6 epochs (280 s, validation NLL 0.546), the recall run
+        # after 4 (188 s, 0.352; 0.336 after 6 in results/recall) and the cvae after 5 (207 s,
+        # bound 0.591). With the validation curves of the earlier large runs that puts every run
+        # within 6 minutes and the whole run -- data, 7 architectures, 8 ablation runs, 6 seed
+        # runs, evaluation, songs, paper -- at about 110 minutes. The 2% rule trades accuracy for
+        # the budget: the curves still fall 1-2% per 20k pairs when it stops.
         "train.common.threads": 2,  # alone on 2 cores: 1.53x one thread (transformer, benchmarks/train_speed.py)
         "train.common.max_minutes": 20.0,  # wall-clock guard only
         "train.common.max_train_pairs": 0,

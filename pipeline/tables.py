@@ -53,6 +53,7 @@ from pipeline.report.prose import (
     silence_sentence,
     skip_sentence,
     song_sentence,
+    stop_sentence,
 )
 
 ACCURACY_COLUMNS = ["perplexity", "bce", "bleu4", "bleu4_mbr", "onset_f1", "onset_pitch_f1", "pitch_class_accuracy"]
@@ -265,7 +266,8 @@ def training_runs(dvclive_dir: Path, models: list[str], tags: list[str]) -> dict
 
 
 def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_dir: Path, songs: dict,
-                 runs: dict[str, dict | None] | None = None, seeds: dict | None = None) -> list[Path]:
+                 runs: dict[str, dict | None] | None = None, seeds: dict | None = None,
+                 common: dict | None = None) -> list[Path]:
     """Every table and the macros; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = reference_of(results)
@@ -321,7 +323,8 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
             systems, "folder_genre", ["onset_pitch_f1"],
             r"Note F1 by the folder genre of the test songs (test songs in brackets; ``(none)'': a "
             r"corpus without genre folders).", "tab:genre"),
-        "macros.tex": macros(results, reference, stats, extract, annotate, songs, seeds),
+        "macros.tex": macros(results, reference, stats, extract, annotate, songs, seeds)
+        + rf"\newcommand{{\stopSentence}}{{{stop_sentence(runs or {}, common or {})}}}" + "\n",
     }
     written = []
     for name, text in files.items():
@@ -343,7 +346,8 @@ def main() -> None:
     songs = load_songs(Path(params["songs_dir"]), stems)
     runs = training_runs(Path(params["dvclive_dir"]), models, list(everything["train"]["ablation"]))
     seeds = load_seeds(Path(params["metrics_dir"]) / "seeds.json")
-    written = write_tables(results, stats, extract, annotate, out_dir, songs, runs, seeds)
+    written = write_tables(results, stats, extract, annotate, out_dir, songs, runs, seeds,
+                           everything["train"]["common"])
     print(f"tables: {len(results['models'])} models, {len(results['baselines'])} baselines, "
           f"{len(results['ablation'])} ablation runs -> {len(written)} files in {out_dir}")
     write_figures(results, annotate, models, Path(params["dvclive_dir"]), Path(params["piano_rolls"]),

@@ -265,3 +265,16 @@ def test_compute_table_gives_every_run_its_compute():
     assert rows["Transformer"] == r"Transformer & 6 & 120,000 & 208.0 & epoch limit & 0.602 \\"
     assert rows["FFNN"] == r"FFNN & 9 & 20,268 & 3.4 & early stopping & 1.369 \\"
     assert rows["ablation + previous window"].endswith(r"n/a & n/a & n/a & n/a & n/a \\")
+
+
+def test_stop_sentence_counts_the_runs_early_stopping_ended():
+    from pipeline.report.prose import stop_sentence
+
+    runs = {"ffnn": {"stopped_early": 1}, "cnn": {"stopped_early": 0}, "lstm": {"stopped_early": 1}, "cvae": None}
+    assert stop_sentence(runs, {"patience": 1, "min_improvement": 0.02}) == (
+        "2 of 3 training runs were stopped by early stopping (the first epoch that lowers the best validation "
+        "loss by less than 2\\%); 1 by their epoch limit or the wall-clock guard.")
+    assert "4 epochs in a row without a lower validation loss" in stop_sentence(runs, {"patience": 4})
+    assert "2 epochs in a row that lower the best validation loss by less than 1\\%" in stop_sentence(
+        runs, {"patience": 2, "min_improvement": 0.01})
+    assert stop_sentence({}, {"patience": 4}) == "No training run was logged."

@@ -298,3 +298,20 @@ def seed_sentence(seeds: dict, metrics: list[str]) -> str:
     return (f"Over {n} training seeds of {join([display(s) for s in runs])} (Table~\\ref{{tab:seeds}}), the largest "
             f"spread (max $-$ min) of one run is {join(parts)}: a difference between two models smaller than "
             "that can come from the training seed alone.")
+
+
+def stop_sentence(runs: dict, common: dict) -> str:
+    """How many training runs early stopping ended, under which rule (``train.common``)."""
+    done = [run for run in (runs or {}).values() if run]
+    if not done:
+        return "No training run was logged."
+    early = sum(int(run.get("stopped_early") or 0) for run in done)
+    patience, tolerance = int(common.get("patience", 0)), float(common.get("min_improvement", 0.0) or 0.0)
+    if tolerance > 0:
+        what = f"the best validation loss by less than {100 * tolerance:g}\\%"
+        rule = (f"the first epoch that lowers {what}" if patience == 1
+                else f"{patience} epochs in a row that lower {what}")
+    else:
+        rule = f"{patience} epochs in a row without a lower validation loss"
+    return (f"{early} of {len(done)} training runs were stopped by early stopping ({rule}); "
+            f"{len(done) - early} by their epoch limit or the wall-clock guard.")
