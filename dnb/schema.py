@@ -22,11 +22,10 @@ fields. Adding a conditioning label or a batch field is one entry in ``FIELDS``:
     song    int64   [B]           song index (the unit of the song-level bootstrap)
 
 The previous window serves as context even when its own pair was dropped (too sparse, absurd
-tempo): it is read from the song, not from the kept pairs. So is the recalled window: a song
-returns to a riff it played several windows ago (A B A B, a verse after a chorus), which the
-previous window alone cannot tell; on the large corpus's validation songs a window repeats the
-line of the window before it in 14% of cases and that of its recalled window (not the one
-before) in another 15% (``recall_rows``).
+tempo): it is read from the song, not from the kept pairs. So is the recalled window
+(``recall_rows``): a song returns to a riff it played several windows ago (A B A B, a verse
+after a chorus), which the previous window alone cannot tell (how often the real bass plays
+either window's line: ``repeats`` per split in ``data/stats.json``).
 
 "style" is the drum style a classifier predicts from a drum grid; the first folder of a
 corpus path is the folder *genre* of a song, a different thing (never a model input).
