@@ -208,6 +208,15 @@ def no_context(n: int) -> dict[str, np.ndarray]:
     return out
 
 
+def drum_agreement(drums: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``[N]`` Jaccard of two stacks of drum onset grids ``[N, ...]`` (1 for two empty grids):
+    how much two windows' drums agree, for recalling a window and for ``repeat_matching``."""
+    now, then = np.asarray(drums).reshape(len(drums), -1) > 0, np.asarray(other).reshape(len(other), -1) > 0
+    inter = (now & then).sum(1)
+    union = now.sum(1) + then.sum(1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
 def recall_rows(previous_row: np.ndarray, drums: np.ndarray, depth: int = RECALL_WINDOWS) -> np.ndarray:
     """``[W]`` row of each window's recalled window, -1 where it has none: of the windows 2..``depth``
     steps back along ``previous_row`` (the same stretch), the one whose drum onsets agree best
@@ -216,7 +225,6 @@ def recall_rows(previous_row: np.ndarray, drums: np.ndarray, depth: int = RECALL
     previous_row = np.asarray(previous_row, dtype=np.int64)
     n = len(previous_row)
     grid = np.asarray(drums).reshape(n, -1) > 0
-    count = grid.sum(1)
     best, best_sim = np.full(n, -1, dtype=np.int64), np.full(n, -1.0)
     back = np.where(previous_row >= 0, previous_row, -1)
     for _ in range(2, depth + 1):
@@ -224,10 +232,7 @@ def recall_rows(previous_row: np.ndarray, drums: np.ndarray, depth: int = RECALL
         has = back >= 0
         if not has.any():
             break
-        other = grid[np.maximum(back, 0)]
-        inter = (grid & other).sum(1)
-        union = count + other.sum(1) - inter
-        sim = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        sim = drum_agreement(grid, grid[np.maximum(back, 0)])
         better = has & (sim > best_sim)  # strictly better: a tie keeps the more recent window
         best, best_sim = np.where(better, back, best), np.where(better, sim, best_sim)
     return best

@@ -20,7 +20,7 @@ import torch
 
 from dnb import chords as ch
 from dnb import representation as rep
-from dnb.schema import DataInfo
+from dnb.schema import DataInfo, drum_agreement
 from models.base import BassGenerator
 
 DEFAULTS = {"knn_k": 5, "knn_metric": "jaccard", "knn_add_k": 0.1, "knn_max_train": 20000, "bigram_add_k": 0.1,
@@ -385,15 +385,6 @@ class RepeatPrevious(Bigram):
         return tokens.unsqueeze(1).expand(-1, k, -1).clone()
 
 
-def drum_agreement(drums: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """``[B]`` Jaccard of two ``[B, 32, 14]`` drum onset grids (1 for two empty grids), as
-    ``dnb.schema.recall_rows`` measures it."""
-    now, then = drums > 0, other > 0
-    inter = (now & then).flatten(1).sum(1).float()
-    union = (now | then).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-
-
 class RepeatMatching(RepeatPrevious):
     """The bar of the models that also hear the recalled window: the line of whichever of the
     previous and the recalled window has drums more like this window's (the previous one on
@@ -404,7 +395,8 @@ class RepeatMatching(RepeatPrevious):
 
     def copied(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         has_prev, has_recall = batch["has_prev"] > 0, batch["has_recall"] > 0
-        recall_better = has_recall & (
-            drum_agreement(batch["drums"], batch["recall_drums"]) > drum_agreement(batch["drums"], batch["prev_drums"]))
+        drums = batch["drums"].numpy()
+        recall_better = has_recall & torch.as_tensor(
+            drum_agreement(drums, batch["recall_drums"].numpy()) > drum_agreement(drums, batch["prev_drums"].numpy()))
         line = torch.where(recall_better[:, None], batch["recall_tokens"].long(), batch["prev_tokens"].long())
         return line, has_prev | has_recall
