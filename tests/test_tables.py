@@ -144,6 +144,22 @@ def test_quality_table_and_sentence(results):
         two, ["bigram", "knn"])
 
 
+def test_sentences_flag_differences_the_training_seed_can_explain(results):
+    comparisons = results["comparisons"]  # transformer minus bigram / kNN on BLEU-4 MBR: +0.05 / +0.03
+    loose = prose.quality_sentence(comparisons, ["bigram", "knn"], spreads={"bleu4_mbr": 0.04, "perplexity": 0.1})
+    assert loose.endswith("MBR choice, Transformer clears both bigram and kNN (Transformer: by less than the "
+                          "training-seed spread).")
+    tight = prose.quality_sentence(comparisons, ["bigram", "knn"], spreads={"bleu4_mbr": 0.02, "perplexity": 0.1})
+    assert tight == prose.quality_sentence(comparisons, ["bigram", "knn"])
+    assert prose.context_sentence(comparisons, "bigram", {"bleu4_mbr": 0.06}).endswith(
+        "(paired song bootstrap) (Transformer: by less than the training-seed spread).")
+    assert prose.context_sentence(comparisons, "bigram", {"bleu4_mbr": 0.05}).endswith("(paired song bootstrap).")
+    lead = prose.lead_sentence(results, {"bleu4": 0.05})  # BLEU-4 0.30 against kNN's 0.28
+    assert "against kNN it has a better BLEU-4 (95\\% intervals overlap, within the training-seed spread)" in lead
+    assert "within" not in prose.lead_sentence(results, {"bleu4": 0.01})
+    assert prose.within_seeds(-0.03, "bleu4", {"bleu4": 0.04}) and not prose.within_seeds(0.03, "bleu4", {})
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_generated_tables_compile(results, tmp_path):
     out = tmp_path / "generated"
@@ -265,6 +281,23 @@ def test_compute_table_gives_every_run_its_compute():
     assert rows["Transformer"] == r"Transformer & 6 & 120,000 & 208.0 & epoch limit & 0.602 \\"
     assert rows["FFNN"] == r"FFNN & 9 & 20,268 & 3.4 & early stopping & 1.369 \\"
     assert rows["ablation + previous window"].endswith(r"n/a & n/a & n/a & n/a & n/a \\")
+
+
+def test_training_runs_list_the_extra_seeds_after_the_main_runs(tmp_path):
+    from pipeline.tables import training_runs
+
+    for folder, epochs in [("transformer", 6), ("ablation/recall", 4), ("seeds/transformer/seed2", 5),
+                           ("seeds/ablation/recall/seed2", 3)]:
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "metrics.json").write_text(json.dumps({"epochs": epochs, "stopped_early": 1}))
+    seeds = {"models": ["transformer"], "ablations": ["recall"], "extra": [0, 1, 2]}
+    runs = training_runs(tmp_path, ["transformer"], ["recall"], seeds, main_seed=0)
+    assert list(runs) == ["transformer", "ablation_recall", "transformer_seed1", "transformer_seed2",
+                          "ablation_recall_seed1", "ablation_recall_seed2"]
+    assert [r and r["epochs"] for r in runs.values()] == [6, 4, None, 5, None, 3]
+    rows = [line.split(" & ")[0] for line in latex.compute_table(runs).splitlines() if " & " in line][1:]
+    assert rows == ["Transformer", "ablation + recalled window", "Transformer, seed 1", "Transformer, seed 2",
+                    "ablation + recalled window, seed 1", "ablation + recalled window, seed 2"]
 
 
 def test_stop_sentence_counts_the_runs_early_stopping_ended():

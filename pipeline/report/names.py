@@ -39,6 +39,9 @@ CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
 def display(name: str) -> str:
     """The paper's name of a system, as LaTeX (its registry name when it has none); an ablation run
     ``ablation_<tag>`` is named by its labels."""
+    run, _, seed = name.rpartition("_seed")
+    if run and seed.isdigit():  # an extra training seed of a run (train.seeds)
+        return f"{display(run)}, seed {seed}"
     if name.startswith("ablation_") and name[len("ablation_"):] in ABLATION_ROWS:
         return f"ablation {ABLATION_ROWS[name[len('ablation_'):]]}"
     return DISPLAY.get(name, name.replace("_", r"\_"))  # a name without one is typeset as is

@@ -19,28 +19,55 @@ def comparison_baselines(comparisons: dict) -> list[str]:
     return list(next(iter(comparisons.values()), {}))
 
 
+def seed_close(comparisons: dict, winners: list[str], baselines: list[str], metrics: tuple[str, ...],
+               spreads: dict[str, float] | None) -> list[str]:
+    """The winners whose paired margin over one of ``baselines`` on one of ``metrics`` is within the
+    seed spread: the interval clears, but another training seed could close the gap."""
+    return [m for m in winners
+            if any(within_seeds(((comparisons[m].get(b) or {}).get(k) or {}).get("value", 0.0), k, spreads)
+                   for b in baselines for k in metrics)]
+
+
+def close_clause(close: list[str]) -> str:
+    """' (by less than the training-seed spread for X)' for the winners of ``seed_close``."""
+    return f" ({join([display(m) for m in close])}: by less than the training-seed spread)" if close else ""
+
+
 def quality_sentence(comparisons: dict, baselines: list[str],
-                     lead: str = "Judged by the paired intervals of Table~\\ref{tab:quality}") -> str:
+                     lead: str = "Judged by the paired intervals of Table~\\ref{tab:quality}",
+                     spreads: dict[str, float] | None = None) -> str:
     """Which models clear every compared baseline on perplexity and on BLEU-4 (first sample,
-    and MBR), judged by the paired intervals."""
+    and MBR), judged by the paired intervals; those that clear by less than the seed spread are named."""
     if not comparisons or not baselines:
         return "The paired comparison with the baselines was not computed."
     names = {"bleu4": "BLEU-4 of the first sample", "bleu4_mbr": "BLEU-4 of the MBR choice"}
     parts = []
     for bleu in ("bleu4", "bleu4_mbr"):
-        winners = [display(m) for m, against in comparisons.items()
+        winners = [m for m, against in comparisons.items()
                    if all(((against.get(b) or {}).get(k) or {}).get("clears") for b in baselines
                           for k in ("perplexity", bleu))]
-        who = join(winners) if winners else "no neural model"
+        who = join([display(m) for m in winners]) if winners else "no neural model"
         both = "both " if len(baselines) == 2 else ""
         verb = "clear" if len(winners) > 1 else "clears"
+        close = seed_close(comparisons, winners, baselines, ("perplexity", bleu), spreads)
         parts.append(f"on perplexity and {names[bleu]}, {who} {verb} {both}"
-                     + join([display(b) for b in baselines]))
+                     + join([display(b) for b in baselines]) + close_clause(close))
     return f"{lead}, " + "; ".join(parts) + "."
 
 
-def compare(a: dict | None, b: dict | None, metric: str) -> str | None:
-    """'lower than X (intervals disjoint)' style phrase comparing a to b on ``metric``."""
+SEED_CAVEAT = "within the training-seed spread"
+
+
+def within_seeds(difference: float, metric: str, spreads: dict[str, float] | None) -> bool:
+    """Whether a difference between two runs is smaller than the largest spread that retraining
+    one run with another seed gave on ``metric`` (``seed_spreads``), so the seed alone can explain it."""
+    spread = (spreads or {}).get(metric)
+    return spread is not None and abs(difference) < spread
+
+
+def compare(a: dict | None, b: dict | None, metric: str, spreads: dict[str, float] | None = None) -> str | None:
+    """'lower than X (intervals disjoint)' style phrase comparing a to b on ``metric``; a difference
+    smaller than the seed spread of ``metric`` says so."""
     ea, eb = entry(a, metric), entry(b, metric)
     if ea is None or eb is None:
         return None
@@ -58,6 +85,8 @@ def compare(a: dict | None, b: dict | None, metric: str) -> str | None:
         overlap = "95\\% intervals disjoint"
     else:
         overlap = "95\\% intervals overlap"
+    if word != "the same" and within_seeds(ea["value"] - eb["value"], metric, spreads):
+        overlap += f", {SEED_CAVEAT}"
     return f"{word} {METRICS[metric].words} ({overlap})"
 
 
@@ -70,7 +99,7 @@ def best_model(models: dict[str, dict], metric: str = "perplexity") -> str | Non
     return max(scored, key=scored.get) if scored else None
 
 
-def lead_sentence(results: dict) -> str:
+def lead_sentence(results: dict, spreads: dict[str, float] | None = None) -> str:
     """Whether the best neural model beats kNN and bigram on perplexity and BLEU-4."""
     best = best_model(results["models"])
     if best is None:
@@ -82,7 +111,7 @@ def lead_sentence(results: dict) -> str:
         if not evaluated(results["baselines"].get(base)):
             parts.append(f"the {display(base)} baseline was not evaluated")
             continue
-        phrases = [p for m in ("perplexity", "bleu4") if (p := compare(mine, other, m)) is not None]
+        phrases = [p for m in ("perplexity", "bleu4") if (p := compare(mine, other, m, spreads)) is not None]
         if phrases:
             parts.append(f"against {display(base)} it has " + " and ".join(phrases))
         else:
@@ -95,11 +124,12 @@ def join(phrases: list[str]) -> str:
     return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
-def pix_sentence(results: dict) -> str:
+def pix_sentence(results: dict, spreads: dict[str, float] | None = None) -> str:
     pix, lstm = results["models"].get("pix2pix"), results["models"].get("lstm")
     if not evaluated(pix) or not evaluated(lstm):
         return "The pix2pix and seq2seq comparison is not available because one of the two models was not evaluated."
-    phrases = [p for m in ("onset_f1", "bleu4", "bce") if (p := compare(pix.get("metrics"), lstm.get("metrics"), m))]
+    phrases = [p for m in ("onset_f1", "bleu4", "bce")
+               if (p := compare(pix.get("metrics"), lstm.get("metrics"), m, spreads))]
     if not phrases:
         return "pix2pix and the LSTM seq2seq model share no metric to compare."
     return "Against the LSTM seq2seq model, pix2pix has " + join(phrases) + "."
@@ -108,7 +138,7 @@ def pix_sentence(results: dict) -> str:
 LADDER = ("none", "tempo_program", "key", "style", "chords")  # labels added one at a time
 
 
-def ablation_sentence(results: dict) -> str:
+def ablation_sentence(results: dict, spreads: dict[str, float] | None = None) -> str:
     """The ladder's last run against its first (perplexity, else BLEU-4), and what the key adds
     to a model that has the chords."""
     ab = results["ablation"]
@@ -116,26 +146,26 @@ def ablation_sentence(results: dict) -> str:
     if len(present) < 2:
         return "The conditioning ablation was not evaluated."
     first, last = present[0], present[-1]
-    phrase = compare(ab[last].get("metrics"), ab[first].get("metrics"), "perplexity") or compare(
-        ab[last].get("metrics"), ab[first].get("metrics"), "bleu4")
+    phrase = compare(ab[last].get("metrics"), ab[first].get("metrics"), "perplexity", spreads) or compare(
+        ab[last].get("metrics"), ab[first].get("metrics"), "bleu4", spreads)
     if phrase is None:
         return "The ablation runs share no metric to compare."
     text = f"With {ABLATION_PROSE[last]} the model has {phrase} than with {ABLATION_PROSE[first]}."
     if evaluated(ab.get("chords")) and evaluated(ab.get("chords_no_key")):
-        keyless = compare(ab["chords_no_key"].get("metrics"), ab["chords"].get("metrics"), "perplexity")
+        keyless = compare(ab["chords_no_key"].get("metrics"), ab["chords"].get("metrics"), "perplexity", spreads)
         if keyless:
             text += f" Given the chords, dropping the key leaves the model with {keyless}."
     return text
 
 
-def harmony_sentence(results: dict, reference: dict | None) -> str:
+def harmony_sentence(results: dict, reference: dict | None, spreads: dict[str, float] | None = None) -> str:
     """How the chord-conditioned run compares with the chord-aware rule and the real bass."""
     chords = results["ablation"].get("chords")
     rule = results["baselines"].get("chord_root_on_kick")
     if not evaluated(chords) or not evaluated(rule):
         return "The chord-conditioned model or the chord-aware rule was not evaluated."
     mine = chords.get("metrics")
-    parts = [p for m in ("onset_pitch_f1", "bleu4") if (p := compare(mine, rule.get("metrics"), m))]
+    parts = [p for m in ("onset_pitch_f1", "bleu4") if (p := compare(mine, rule.get("metrics"), m, spreads))]
     tone, real = entry(mine, "chord_tone_rate"), entry(reference, "chord_tone_rate")
     text = "Against chord root on kick, the chord-conditioned transformer has " + join(parts) + "."
     if tone and real:
@@ -261,17 +291,20 @@ def critic_sentence(songs: dict) -> str:
     return text + " (0.5: indistinguishable)."
 
 
-def context_sentence(comparisons: dict, baseline: str = "repeat_previous") -> str:
-    """Which systems clear the copy of the previous window on perplexity and BLEU-4 MBR (paired)."""
+def context_sentence(comparisons: dict, baseline: str = "repeat_previous",
+                     spreads: dict[str, float] | None = None) -> str:
+    """Which systems clear the copy of the previous window on perplexity and BLEU-4 MBR (paired);
+    those that clear it by less than the seed spread are named."""
     rows = {m: against.get(baseline) or {} for m, against in comparisons.items()}
     if not any(rows.values()):
         return f"The paired comparison with {display(baseline)} was not computed."
-    winners = [display(m) for m, row in rows.items()
+    winners = [m for m, row in rows.items()
                if all((row.get(k) or {}).get("clears") for k in ("perplexity", "bleu4_mbr"))]
-    who = join(winners) if winners else "no neural model"
+    who = join([display(m) for m in winners]) if winners else "no neural model"
     verb = "clear" if len(winners) > 1 else "clears"
+    close = seed_close(comparisons, winners, [baseline], ("perplexity", "bleu4_mbr"), spreads)
     return (f"With the real previous window, {who} {verb} {display(baseline)} on both perplexity and BLEU-4 of "
-            "the MBR choice (paired song bootstrap).")
+            f"the MBR choice (paired song bootstrap){close_clause(close)}.")
 
 
 def seed_spreads(seeds: dict, metrics: list[str]) -> dict[str, float]:
