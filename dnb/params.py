@@ -21,3 +21,14 @@ def load_params(path: str | Path = PARAMS) -> dict:
     if not isinstance(params, dict):
         raise SystemExit(f"{path} must be a mapping of sections, got {type(params).__name__}")
     return params
+
+
+def seed_runs(seeds: dict | None, main_seed: int) -> list[tuple[str, str, int]]:
+    """(stem of the main run, its folder below ``seeds/``, seed) of every extra seed of
+    ``train.seeds``, the main run's own seed not repeated: checkpoints and dvclive logs of the
+    seed runs live at ``<root>/seeds/<folder>/seed<k>``, and their reports are ``<stem>_seed<k>``."""
+    seeds = seeds or {}
+    runs = [(m, m) for m in seeds.get("models") or []]
+    runs += [(f"ablation_{t}", f"ablation/{t}") for t in seeds.get("ablations") or []]
+    extra = [int(k) for k in seeds.get("extra") or [] if int(k) != main_seed]
+    return [(stem, folder, k) for stem, folder in runs for k in extra]

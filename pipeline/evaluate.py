@@ -50,7 +50,7 @@ from dnb import metrics as M
 from dnb import representation as rep
 from dnb.device import device_of, pick_device, to_device
 from dnb.metrics import DIVERSITY, HARMONY, METRICS, MUSICAL
-from dnb.params import load_params
+from dnb.params import load_params, seed_runs
 from models import build
 from models.checkpoint import load_trained
 from pipeline.sampling import load_loops, sample_models
@@ -347,13 +347,10 @@ def candidates(names: dict) -> list[tuple[str, str, Path | None, str]]:
     return todo
 
 
-def seed_runs(seeds: dict, main_seed: int) -> list[tuple[str, Path, int]]:
-    """(stem of the main run, checkpoint, seed) of every extra seed of ``train.seeds`` (the main
-    run's own seed is not repeated)."""
-    runs = [(m, m) for m in seeds.get("models") or []]
-    runs += [(f"ablation_{t}", f"ablation/{t}") for t in seeds.get("ablations") or []]
-    extra = [int(k) for k in seeds.get("extra") or [] if int(k) != main_seed]
-    return [(stem, CHECKPOINTS / "seeds" / folder / f"seed{k}.pt", k) for stem, folder in runs for k in extra]
+def seed_checkpoints(seeds: dict, main_seed: int) -> list[tuple[str, Path, int]]:
+    """(stem of the main run, checkpoint, seed) of every extra seed of ``train.seeds``."""
+    return [(stem, CHECKPOINTS / "seeds" / folder / f"seed{k}.pt", k)
+            for stem, folder, k in seed_runs(seeds, main_seed)]
 
 
 def seed_spread(values: dict[int, float]) -> dict:
@@ -387,7 +384,7 @@ def evaluate_seeds(reports: dict, seeds: dict, main_seed: int, score) -> dict:
     """``metrics/seeds.json``: the main runs' reports and ``score(name, path)`` of every extra seed
     (a report; a missing checkpoint is reported as such)."""
     by_run: dict[str, dict[int, dict]] = {}
-    for stem, path, k in seed_runs(seeds, main_seed):
+    for stem, path, k in seed_checkpoints(seeds, main_seed):
         by_run.setdefault(stem, {main_seed: reports.get(stem) or {"status": "not evaluated", "metrics": {}}})
         if not path.exists():
             print(f"  {stem} seed {k}: missing checkpoint {path}: skipped")

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from dnb.metrics import METRICS, REPORTED
-from dnb.params import load_params
+from dnb.params import load_params, seed_runs
 from pipeline.report.figures import song_roll, write_figures
 from pipeline.report.latex import (
     breakdown_table,
@@ -262,11 +262,7 @@ def training_runs(dvclive_dir: Path, models: list[str], tags: list[str], seeds: 
     the extra seeds of ``train.seeds`` follow the main runs, so the compute table and the count of
     runs that early stopping ended cover every run the pipeline trained."""
     listed = [(m, m) for m in models] + [(f"ablation_{t}", f"ablation/{t}") for t in tags]
-    seeds = seeds or {}
-    seeded = [(m, m) for m in seeds.get("models") or []]
-    seeded += [(f"ablation_{t}", f"ablation/{t}") for t in seeds.get("ablations") or []]
-    extra = [int(k) for k in seeds.get("extra") or [] if int(k) != main_seed]
-    listed += [(f"{stem}_seed{k}", f"seeds/{folder}/seed{k}") for stem, folder in seeded for k in extra]
+    listed += [(f"{stem}_seed{k}", f"seeds/{folder}/seed{k}") for stem, folder, k in seed_runs(seeds, main_seed)]
     runs = {}
     for name, folder in listed:
         path = Path(dvclive_dir) / folder / "metrics.json"

@@ -29,7 +29,7 @@ def seed_close(comparisons: dict, winners: list[str], baselines: list[str], metr
 
 
 def close_clause(close: list[str]) -> str:
-    """' (by less than the training-seed spread for X)' for the winners of ``seed_close``."""
+    """' (X and Y: by less than the training-seed spread)' for the winners of ``seed_close``."""
     return f" ({join([display(m) for m in close])}: by less than the training-seed spread)" if close else ""
 
 
