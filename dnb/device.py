@@ -4,12 +4,16 @@
 ``auto`` picks cuda, then mps, then cpu. On the CPU every path is exactly the code
 path of before: ``tensor.to(cpu)`` returns the tensor itself, so CPU results do not
 change. Data-parallel training (``WORLD_SIZE`` > 1, set by ``torchrun``) uses gloo
-on the CPU and nccl on CUDA; rank r computes on ``cuda:LOCAL_RANK``.
+on the CPU and nccl on CUDA; rank r computes on ``cuda:LOCAL_RANK``. ``run_local_ranks``
+starts such ranks on this machine (``train.common.processes``).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 
 import torch
 from torch import distributed as dist
@@ -128,3 +132,25 @@ def object_from_rank0(obj, device: torch.device):
     box = [obj]
     dist.broadcast_object_list(box, 0, device=device if device.type == "cuda" else None)
     return box[0]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now (the rendezvous of local ranks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_local_ranks(module: str, args: list[str], processes: int, threads: int) -> int:
+    """Run ``python -m module args`` as ``processes`` data-parallel ranks of this machine under
+    torchrun (rendezvous and gloo on the loopback interface, ``threads`` threads per rank) and
+    return torchrun's exit code: what ``train.common.processes`` > 1 does from inside a DVC
+    stage, which DVC itself runs as one process."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(processes),
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "--local-addr", "127.0.0.1",
+           "--max-restarts", "0", "--monitor-interval", "0.2", "-m", module, *args]
+    return subprocess.run(cmd, env=env).returncode

@@ -30,8 +30,10 @@ PROFILES: dict[str, dict[str, object]] = {
         # bound 0.591). With the validation curves of the earlier large runs that puts every run
         # within 6 minutes and the whole run -- data, 7 architectures, 8 ablation runs, 6 seed
         # runs, evaluation, songs, paper -- at about 110 minutes. The 2% rule trades accuracy for
-        # the budget: the curves still fall 1-2% per 20k pairs when it stops.
-        "train.common.threads": 2,  # alone on 2 cores: 1.53x one thread (transformer, benchmarks/train_speed.py)
+        # the budget: the curves still fall 1-2% per 20k pairs when it stops. (Those times and
+        # results/large are of one process x 2 threads and for-loop Adam; the profile now trains
+        # with params.yaml's per-model setups -- 2 data-parallel ranks for the autoregressive models,
+        # fused Adam, the transformer without attention dropout -- 1.9x the transformer's step.)
         "train.common.max_minutes": 20.0,  # wall-clock guard only
         "train.common.max_train_pairs": 0,
         "train.common.epoch_pairs": 20_000,

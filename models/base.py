@@ -76,7 +76,7 @@ class NeuralBassModel(nn.Module, BassGenerator):
     """
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters(), lr=lr)]
+        return [adam(self.parameters(), lr)]
 
     def training_step(self, batch: dict, optimizers: list, epoch: int) -> dict[str, float]:
         raise NotImplementedError
@@ -133,6 +133,15 @@ def average_gradients(params: Iterable[nn.Parameter]) -> None:
         dist.all_reduce(flat)
         for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
             g.copy_(part.view_as(g))
+
+
+def adam(params, lr: float, **options) -> torch.optim.Optimizer:
+    """Adam with the fused kernel (one pass over all parameters instead of a dozen element-wise
+    ops per tensor: the same update up to float rounding; measured 1.07x the transformer's
+    training step on one CPU thread, 589 against 549 pairs/s)."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)  # elsewhere (meta, mps): the plain loop
+    return torch.optim.Adam(params, lr=lr, fused=fused, **options)
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, max_grad_norm: float | None = None) -> None:

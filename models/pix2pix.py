@@ -34,7 +34,7 @@ from torch import nn
 
 from dnb import representation as rep
 from dnb.schema import DataInfo
-from models.base import NeuralBassModel, inference, optimizer_step
+from models.base import NeuralBassModel, adam, inference, optimizer_step
 from models.conditioning import COND_DIM, Conditioning
 
 WIDTH = 40  # 36 pitches padded to a multiple of 8
@@ -119,8 +119,8 @@ class Pix2pix(NeuralBassModel):
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         """Adam with beta1 = 0.5 for both networks, as in the paper."""
         return [
-            torch.optim.Adam(self.generator_params(), lr=lr, betas=(0.5, 0.999)),
-            torch.optim.Adam(self.discriminator_params(), lr=lr, betas=(0.5, 0.999)),
+            adam(self.generator_params(), lr, betas=(0.5, 0.999)),
+            adam(self.discriminator_params(), lr, betas=(0.5, 0.999)),
         ]
 
     def roll_logits(self, batch: dict) -> torch.Tensor:

@@ -53,12 +53,12 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-LN block: self-attention, optional cross-attention, MLP."""
 
-    def __init__(self, d: int, heads: int, ff: int, dropout: float, cross: bool):
+    def __init__(self, d: int, heads: int, ff: int, dropout: float, attn_dropout: float, cross: bool):
         super().__init__()
         self.ln1, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = Attention(d, heads, dropout)
+        self.attn = Attention(d, heads, attn_dropout)
         self.ln2 = nn.LayerNorm(d) if cross else None
-        self.cross = Attention(d, heads, dropout) if cross else None
+        self.cross = Attention(d, heads, attn_dropout) if cross else None
         self.mlp = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
@@ -92,15 +92,18 @@ class Transformer(Autoregressive):
         d, heads, ff = int(params.get("d_model", 128)), int(params.get("heads", 4)), int(params.get("ff", 256))
         layers, enc_layers = int(params.get("layers", 2)), int(params.get("enc_layers", params.get("layers", 2)))
         dropout = float(params.get("dropout", 0.1))
+        # attention-weight dropout: on the CPU, 0 lets scaled_dot_product_attention take its fused
+        # kernel instead of materialising and masking every [B, heads, T, T] weight matrix
+        attn_dropout = float(params.get("attn_dropout", dropout))
         self.heads = heads
         self.cond = Conditioning.from_params(params, info, d)
         self.drum_in = nn.Linear(rep.DRUM_CLASSES, d)
         self.enc_pos = nn.Parameter(torch.zeros(1 + rep.DRUM_STEPS, d))
-        self.enc = nn.ModuleList(Block(d, heads, ff, dropout, cross=False) for _ in range(enc_layers))
+        self.enc = nn.ModuleList(Block(d, heads, ff, dropout, attn_dropout, False) for _ in range(enc_layers))
         self.enc_ln = nn.LayerNorm(d)
         self.tok = nn.Embedding(rep.VOCAB_SIZE + 1, d)
         self.dec_pos = nn.Parameter(torch.zeros(rep.BASS_STEPS, d))
-        self.dec = nn.ModuleList(Block(d, heads, ff, dropout, cross=True) for _ in range(layers))
+        self.dec = nn.ModuleList(Block(d, heads, ff, dropout, attn_dropout, True) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, rep.VOCAB_SIZE)
         self.drop = nn.Dropout(dropout)

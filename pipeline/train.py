@@ -35,9 +35,13 @@ the same global batches of ``batch_size`` pairs and trains on its contiguous sli
 gradients are averaged over ranks before each optimiser step (``models.base.optimizer_step``),
 so the run computes what one process does at the same global batch, up to float summation
 order (and the in-step noise: rank r's dropout, chord dropout and the cvae's z and word
-dropout come from its own seeded stream per epoch). Every rank validates on the whole
-validation split; rank 0's value drives early stopping and only rank 0 writes checkpoints,
-the resume file and dvclive.
+dropout come from its own seeded stream per epoch). Each rank validates its share of the
+validation split and the sums are added over ranks, so every rank sees the same validation
+loss; only rank 0 writes checkpoints, the resume file and dvclive. ``processes`` > 1 (params,
+per model) makes this stage start that many such ranks of this machine itself, ``threads``
+threads each (``dnb.device.run_local_ranks``): on the 2-core machine 2 ranks x 1 thread is
+the fastest setup for the autoregressive models, 1 process for the small ones
+(``benchmarks/train_speed.py``).
 """
 
 from __future__ import annotations
@@ -64,7 +68,9 @@ from dnb.device import (
     join_process_group,
     leave_process_group,
     object_from_rank0,
+    pick_device,
     placement,
+    run_local_ranks,
     sum_over_ranks,
     to_device,
 )
@@ -80,7 +86,9 @@ from models.checkpoint import atomic_save, plain, save_checkpoint
 # (device: a run killed on one machine may continue on another, as with threads).
 # patience and min_improvement only drive the patience counter, which a resumed run replays from
 # the validation curve of its resume file with the current values (``patience_counts``).
-NOT_HASHED = ("max_epochs", "patience", "min_improvement", "max_minutes", "threads", "device")
+# processes: what is computed depends on the number of ranks (their dropout streams), which
+# ``fingerprint`` hashes itself, however the ranks were started (the stage, or torchrun by hand).
+NOT_HASHED = ("max_epochs", "patience", "min_improvement", "max_minutes", "threads", "device", "processes")
 DATA_KEYS = tuple(k for k in FIELDS if k not in ("roll", "song"))  # what a model learns from
 VAL_BATCH = 512
 
@@ -93,10 +101,12 @@ def model_params(section: dict, name: str, conditioning: list[str] | None = None
     return plain(params)
 
 
-def fingerprint(name: str, params: dict, train: dict, val: dict) -> str:
-    """Hash of what a resume file must match: params, data, the code of ``models/`` and this trainer."""
+def fingerprint(name: str, params: dict, train: dict, val: dict, world: int = 1) -> str:
+    """Hash of what a resume file must match: params, the number of ranks, data, the code of
+    ``models/`` and this trainer."""
     h = hashlib.sha256(name.encode())
-    h.update(json.dumps({k: v for k, v in params.items() if k not in NOT_HASHED}, sort_keys=True).encode())
+    hashed = {k: v for k, v in params.items() if k not in NOT_HASHED} | ({"ranks": world} if world > 1 else {})
+    h.update(json.dumps(hashed, sort_keys=True).encode())
     for split in (train, val):
         for key in DATA_KEYS:
             h.update(split[key].contiguous().numpy().tobytes())
@@ -124,15 +134,21 @@ def unigram_entropy(tokens: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def validate(model, data: dict, device: torch.device | str = "cpu") -> float:
-    """Pair-weighted mean of ``validation_loss`` over the split."""
+def validate(model, data: dict, device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> float:
+    """Pair-weighted mean of ``validation_loss`` over the split. In a data-parallel run each rank
+    scores its contiguous share of the split and the sums are added over ranks, so every rank
+    returns the same value, that of one process up to float summation order."""
     model.eval()
-    total, n = 0.0, 0
-    for batch in iterate_batches(data, VAL_BATCH):
+    n = batch_size_of(data)
+    mine = subset(data, slice(rank * n // world, (rank + 1) * n // world)) if world > 1 else data
+    total, seen = 0.0, 0
+    for batch in iterate_batches(mine, VAL_BATCH):
         size = batch_size_of(batch)
         total += float(model.validation_loss(to_device(batch, device))) * size
-        n += size
-    return total / max(n, 1)
+        seen += size
+    if world > 1:
+        total, seen = sum_over_ranks([total, seen], torch.device(device))
+    return total / max(seen, 1)
 
 
 def improved(val: float, best: float, min_improvement: float) -> bool:
@@ -275,7 +291,7 @@ def train(
     model = build(name, params, info).to(device)
     optimizers = model.configure_optimizers(float(params["lr"]))
     shuffle = torch.Generator().manual_seed(seed)
-    fp = fingerprint(name, params, train_data, val_data)
+    fp = fingerprint(name, params, train_data, val_data, world)
     st = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [], "best_state": None,
           "presented": 0}
     max_epochs, patience = int(params["max_epochs"]), int(params["patience"])
@@ -348,7 +364,7 @@ def train(
         if world > 1:  # the epoch's sums over every rank's pairs
             *totals, seen = sum_over_ranks([*sums.values(), seen], device)
             sums = defaultdict(float, zip(sums, totals, strict=True))
-        val = from_rank0(validate(model, val_data, device), device)
+        val = validate(model, val_data, device, rank, world)  # the same value on every rank
         row = {"train_loss": sums.pop("loss") / seen, "val_loss": val, **{k: v / seen for k, v in sums.items()}}
         for key, value in row.items():
             live.log_metric(key, value)
@@ -445,6 +461,16 @@ def main(argv: list[str] | None = None) -> None:
     tensors = Path(args.tensors)
     if not (tensors / "train.npz").exists():
         sys.exit(f"no tensors in {tensors}: run `dvc repro tensorize` first")
+    processes = int(params.get("processes", 1))
+    if processes < 1:
+        sys.exit(f"train.common.processes must be at least 1, got {processes}")
+    if processes > 1 and "WORLD_SIZE" not in os.environ:  # this stage's own data-parallel ranks
+        device = pick_device(params.get("device", "auto"))
+        if device.type == "mps" or (device.type == "cuda" and processes > torch.cuda.device_count()):
+            sys.exit(f"train.common.processes = {processes} ranks do not fit device {device}: "
+                     "one rank per GPU on cuda, 1 on mps")
+        sys.exit(run_local_ranks("pipeline.train", sys.argv[1:] if argv is None else list(argv), processes,
+                                 int(params.get("threads", 1))))
     stem = run_stem(args.model, args.tag, args.seed)
     result = train(
         args.model,

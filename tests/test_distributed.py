@@ -21,13 +21,14 @@ This file is also the worker script: ``torchrun ... tests/test_distributed.py OU
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from dnb.device import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 RTOL = 1e-5
@@ -72,7 +73,7 @@ def run_models(out: Path, rank: int) -> None:
         raw.append(validate(*args, **kwargs))
         return raw[-1]
 
-    trainer.validate = recording_validate  # the value each rank computes, before rank 0's is broadcast
+    trainer.validate = recording_validate  # the value each rank returns (its share, summed over ranks)
     for name, size in MODELS.items():
         raw.clear()
         d = out / f"rank{rank}" / name
@@ -80,12 +81,6 @@ def run_models(out: Path, rank: int) -> None:
                                progress=False)
         d.mkdir(parents=True, exist_ok=True)
         torch.save({"val": list(raw), "state_dict": result["model"].state_dict()}, d.parent / f"{name}.result.pt")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

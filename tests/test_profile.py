@@ -19,8 +19,9 @@ ODD = "/data/my corpus,v2/it's=ok.tar.gz"  # blank, comma (a Hydra sweep), quote
 
 def test_overrides_are_exact():
     lines = profile.overrides("large", ODD)
-    assert lines[:3] == ["++train.common.threads=2", "++train.common.max_minutes=20.0",
-                         "++train.common.max_train_pairs=0"]
+    assert lines[:3] == ["++train.common.max_minutes=20.0", "++train.common.max_train_pairs=0",
+                         "++train.common.epoch_pairs=20000"]
+    assert not any(line.startswith("++train.") and ("threads" in line or "processes" in line) for line in lines)
     assert "++train.common.min_improvement=0.02" in lines and "++evaluate.max_pairs_per_song=4" in lines
     assert "++train.seeds.ablations=['recall']" in lines
     assert lines[-1] == "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'"

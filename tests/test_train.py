@@ -209,7 +209,7 @@ class FakeValidation:
     def __init__(self, curve, epoch=0):
         self.curve, self.epoch = curve, epoch
 
-    def __call__(self, model, data, device="cpu"):
+    def __call__(self, model, data, device="cpu", rank=0, world=1):
         self.epoch += 1
         return self.curve[self.epoch - 1]
 
