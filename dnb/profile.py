@@ -32,8 +32,8 @@ PROFILES: dict[str, dict[str, object]] = {
         # runs, evaluation, songs, paper -- at about 110 minutes. The 2% rule trades accuracy for
         # the budget: the curves still fall 1-2% per 20k pairs when it stops. (Those times and
         # results/large are of one process x 2 threads and for-loop Adam; the profile now trains
-        # with params.yaml's per-model setups -- 2 data-parallel ranks for the autoregressive models,
-        # fused Adam, the transformer without attention dropout -- 1.9x the transformer's step.)
+        # with params.yaml's per-model setups -- 2 data-parallel ranks x 1 thread for lstm, cvae and
+        # the transformer, fused Adam -- not yet through a large run.)
         "train.common.max_minutes": 20.0,  # wall-clock guard only
         "train.common.max_train_pairs": 0,
         "train.common.epoch_pairs": 20_000,
