@@ -141,16 +141,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_local_ranks(module: str, args: list[str], processes: int, threads: int) -> int:
-    """Run ``python -m module args`` as ``processes`` data-parallel ranks of this machine under
-    torchrun (rendezvous and gloo on the loopback interface, ``threads`` threads per rank) and
-    return torchrun's exit code: what ``train.common.processes`` > 1 does from inside a DVC
-    stage, which DVC itself runs as one process."""
+def local_ranks(target: list[str], processes: int, threads: int) -> tuple[list[str], dict[str, str]]:
+    """(command, environment) that runs ``python <target>`` as ``processes`` data-parallel ranks of
+    this machine under torchrun: rendezvous and gloo on the loopback interface, ``threads``
+    threads per rank, no restarts; ``target`` is ``["-m", module, *args]`` or a script and its args."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(processes),
            "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "--local-addr", "127.0.0.1",
-           "--max-restarts", "0", "--monitor-interval", "0.2", "-m", module, *args]
+           "--max-restarts", "0", "--monitor-interval", "0.2", *target]
+    return cmd, env
+
+
+def run_local_ranks(module: str, args: list[str], processes: int, threads: int) -> int:
+    """Run ``python -m module args`` as ``processes`` local ranks (``local_ranks``) and return
+    torchrun's exit code: what ``train.common.processes`` > 1 does from inside a DVC stage,
+    which DVC itself runs as one process."""
+    cmd, env = local_ranks(["-m", module, *args], processes, threads)
     return subprocess.run(cmd, env=env).returncode

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dnb.device import free_port
+from dnb.device import local_ranks
 
 REPO = Path(__file__).resolve().parents[1]
 RTOL = 1e-5
@@ -87,17 +87,8 @@ def run_models(out: Path, rank: int) -> None:
 def runs(tmp_path_factory):
     """(2-process output dir, 1-process output dir)."""
     two, one = tmp_path_factory.mktemp("two"), tmp_path_factory.mktemp("one")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "GLOO_SOCKET_IFNAME": "lo",  # loopback only
-        "OMP_NUM_THREADS": "1",
-    }
-    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "--local-addr", "127.0.0.1",
-           "--max-restarts", "0", "--monitor-interval", "0.2", __file__, str(two)]
+    cmd, env = local_ranks([__file__, str(two)], processes=2, threads=1)  # gloo on loopback only
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
