@@ -196,19 +196,26 @@ def sentence_bleu(stats: np.ndarray, order: int = 4) -> np.ndarray:
     return bleu_statistic(order)(stats)
 
 
-def mbr_select(samples: np.ndarray, order: int = 4) -> np.ndarray:
+def mbr_select(samples: np.ndarray, order: int = 4, utility: str = "bleu") -> np.ndarray:
     """Minimum-Bayes-risk decoding: of each loop's K samples ``[N, K, L]``, the one with the
-    highest mean smoothed sentence BLEU-``order`` against the other K-1 (the consensus
-    line of the model's own distribution; Kumar & Byrne 2004). Ties go to the earliest
-    sample; K = 1 returns the sample. Returns ``[N, L]``."""
+    highest mean utility against the other K-1 (the consensus line of the model's own
+    distribution; Kumar & Byrne 2004). ``utility`` is the metric the choice targets:
+    ``"bleu"`` = smoothed sentence BLEU-``order``, ``"note_f1"`` = onset+pitch F1
+    (``pair_f1``; symmetric, so each unordered pair is scored once). Ties go to the
+    earliest sample; K = 1 returns the sample. Returns ``[N, L]``."""
     samples = np.asarray(samples, dtype=np.int64)
     n, k, length = samples.shape
     if k == 1:
         return samples[:, 0]
+    if utility not in MBR_UTILITIES:
+        raise ValueError(f"unknown MBR utility {utility!r}; known: {', '.join(MBR_UTILITIES)}")
     hyp, ref = np.where(~np.eye(k, dtype=bool))  # every ordered pair i != j
-    stats = bleu_stats(samples[:, hyp].reshape(-1, length), samples[:, ref].reshape(-1, length), max_n=order)
-    utility = sentence_bleu(stats, order).reshape(n, k, k - 1).mean(-1)
-    return samples[np.arange(n), utility.argmax(1)]
+    a, b = samples[:, hyp].reshape(-1, length), samples[:, ref].reshape(-1, length)
+    score = sentence_bleu(bleu_stats(a, b, max_n=order), order) if utility == "bleu" else pair_f1(a, b)
+    return samples[np.arange(n), score.reshape(n, k, k - 1).mean(-1).argmax(1)]
+
+
+MBR_UTILITIES = ("bleu", "note_f1")
 
 
 # --------------------------------------------------------------------------- onsets
@@ -454,6 +461,7 @@ METRICS: dict[str, Metric] = _registry(
     Metric("onset_pitch_precision", "Note P", 3, "max", RATIO),
     Metric("onset_pitch_recall", "Note R", 3, "max", RATIO),
     Metric("onset_pitch_f1", "Note F1", 3, "max", F1),
+    Metric("onset_pitch_f1_mbr", "Note F1 MBR", 3, "max", F1, "note F1 of the F1-MBR choice"),
     Metric("pitch_class_accuracy", "PC acc.", 3, "max", RATIO),
     Metric("key_consistency", "In key", 3, "ref", RATIO),
     Metric("kick_lock", "Kick lock", 3, "ref", RATIO),

@@ -199,6 +199,27 @@ def test_mbr_picks_the_typical_line():
     assert not np.array_equal(M.mbr_select(samples)[0], odd)
 
 
+def test_note_f1_mbr_picks_the_line_closest_to_the_others():
+    # A shares 3 of 4 notes with B and with D, B and D share 2, C shares none:
+    # mean note F1 against the others: C 0, B (0.75 + 0.5) / 3, A (0.75 + 0.75) / 3, D as B
+    a = line({0: 40, 16: 40, 32: 40, 48: 40})
+    b = line({0: 40, 16: 40, 32: 40, 48: 43})
+    d = line({0: 45, 16: 40, 32: 40, 48: 40})
+    c = line({8: 45, 24: 45})
+    samples = np.stack([c, b, a, d])[None]
+    np.testing.assert_array_equal(M.mbr_select(samples, utility="note_f1")[0], a)
+    np.testing.assert_allclose(M.pair_f1(a[None], b[None]), [0.75])
+    # brute force on random loops: the argmax of the mean pairwise note F1, earliest on ties
+    pool = random_lines(5 * 6, 3).reshape(5, 6, 64)
+    chosen = M.mbr_select(pool, utility="note_f1")
+    for n in range(5):
+        utility = [np.mean([M.pair_f1(pool[n, i][None], pool[n, j][None])[0] for j in range(6) if j != i])
+                   for i in range(6)]
+        np.testing.assert_array_equal(chosen[n], pool[n, int(np.argmax(utility))])
+    with pytest.raises(ValueError, match="unknown MBR utility"):
+        M.mbr_select(pool, utility="rouge")
+
+
 def test_paired_difference_sees_what_separate_intervals_miss():
     # 60 songs of very different difficulty; system a beats b by 0.03 on every song.
     rng = np.random.default_rng(0)
