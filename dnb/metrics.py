@@ -201,14 +201,13 @@ def mbr_select(samples: np.ndarray, order: int = 4, utility: str = "bleu") -> np
     highest mean utility against the other K-1 (the consensus line of the model's own
     distribution; Kumar & Byrne 2004). ``utility`` is the metric the choice targets:
     ``"bleu"`` = smoothed sentence BLEU-``order``, ``"note_f1"`` = onset+pitch F1
-    (``pair_f1``; symmetric, so each unordered pair is scored once). Ties go to the
-    earliest sample; K = 1 returns the sample. Returns ``[N, L]``."""
+    (``pair_f1``). Ties go to the earliest sample; K = 1 returns the sample. Returns ``[N, L]``."""
+    if utility not in MBR_UTILITIES:
+        raise ValueError(f"unknown MBR utility {utility!r}; known: {', '.join(MBR_UTILITIES)}")
     samples = np.asarray(samples, dtype=np.int64)
     n, k, length = samples.shape
     if k == 1:
         return samples[:, 0]
-    if utility not in MBR_UTILITIES:
-        raise ValueError(f"unknown MBR utility {utility!r}; known: {', '.join(MBR_UTILITIES)}")
     hyp, ref = np.where(~np.eye(k, dtype=bool))  # every ordered pair i != j
     a, b = samples[:, hyp].reshape(-1, length), samples[:, ref].reshape(-1, length)
     score = sentence_bleu(bleu_stats(a, b, max_n=order), order) if utility == "bleu" else pair_f1(a, b)

@@ -168,7 +168,7 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
         assert diff["clears"] == (diff["hi"] < 0 if metric == "perplexity" else diff["lo"] > 0)
     root = json.loads((tmp_path / "metrics/root_on_kick.json").read_text())
     assert root["mbr_samples"] == params["evaluate"]["mbr_samples"] and 0 <= root["metrics"]["bleu4_mbr"]["value"] <= 1
-    # a rule writes one line: its F1-MBR choice is that line, on the rows that get samples
+    # note F1 MBR is scored for rules too (their MBR choice is their one line) and compared in pairs
     assert 0 < root["metrics"]["onset_pitch_f1_mbr"]["value"] <= 1
     assert pairs["ffnn"]["chord_root_on_kick"]["onset_pitch_f1_mbr"]["lo"] <= \
         pairs["ffnn"]["chord_root_on_kick"]["onset_pitch_f1_mbr"]["hi"]
