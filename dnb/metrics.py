@@ -461,6 +461,8 @@ METRICS: dict[str, Metric] = _registry(
     Metric("onset_pitch_recall", "Note R", 3, "max", RATIO),
     Metric("onset_pitch_f1", "Note F1", 3, "max", F1),
     Metric("onset_pitch_f1_mbr", "Note F1 MBR", 3, "max", F1, "note F1 of the F1-MBR choice"),
+    Metric("bleu4_tuned", "BLEU-4 T*", 3, "max", bleu_statistic(4), "BLEU-4 at the tuned temperature"),
+    Metric("onset_pitch_f1_tuned", "Note F1 T*", 3, "max", F1, "note F1 at the tuned temperature"),
     Metric("pitch_class_accuracy", "PC acc.", 3, "max", RATIO),
     Metric("key_consistency", "In key", 3, "ref", RATIO),
     Metric("kick_lock", "Kick lock", 3, "ref", RATIO),

@@ -54,9 +54,11 @@ PROFILES: dict[str, dict[str, object]] = {
         "train.seeds.ablations": ["recall"],
         # Evaluation: every test song, at most 4 seeded pairs of each (sampling all 73k pairs from
         # each autoregressive model would take longer than training it); MBR and diversity on 1,000
-        # of them; whole songs: 300 seeded validation and 300 test songs.
+        # of them; the tuned temperature chosen on 1,000 validation pairs; whole songs: 300 seeded
+        # validation and 300 test songs.
         "evaluate.max_pairs_per_song": 4,
         "evaluate.diversity_max_pairs": 1_000,
+        "evaluate.tuned_val_pairs": 1_000,
         "evaluate.threads": 2,
         "songs.max_songs": 300,
     },

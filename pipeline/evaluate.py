@@ -27,7 +27,10 @@ the minimum-Bayes-risk choice among ``mbr_samples`` samples (``bleu4_mbr``, on t
 diversity rows), the decision rule that targets BLEU, applied alike to every
 system that samples. Note F1 likewise (``onset_pitch_f1_mbr``): the choice among the same
 samples that targets onset+pitch F1. A rule writes one line; a sampler's single draw pays
-for its variety in these metrics, its MBR choice does not.
+for its variety in these metrics, its MBR choice does not. A third decoding rule, one sample
+per test pair at the temperature tuned on VALIDATION pairs (``bleu4_tuned``,
+``onset_pitch_f1_tuned``): of ``tuned_temperatures``, the one with the best validation note
+F1, chosen per system and written in its file (``tuned_temperature``).
 
 Neural models run on ``evaluate.device`` (``auto``: cuda, then mps, then cpu), their
 sampling generator on that device too; baselines always run on the CPU. The piano-roll
@@ -63,9 +66,11 @@ OUT = Path("metrics")
 EVALUATION = Path("evaluation")
 
 
-def _sample(gen, test: dict, params: dict, k: int, generator, label: str, want_scores: bool) -> dict:
-    """One pass over ``test`` in mini-batches: k samples per pair, and (when
-    ``want_scores``) token NLL, roll BCE and polyphony statistics."""
+def _sample(gen, test: dict, params: dict, k: int, generator, label: str, want_scores: bool,
+            temperature: float | None = None) -> dict:
+    """One pass over ``test`` in mini-batches: k samples per pair at ``temperature`` (default
+    ``params["temperature"]``), and (when ``want_scores``) token NLL, roll BCE and polyphony statistics."""
+    temperature = float(params["temperature"]) if temperature is None else float(temperature)
     samples, nll, bce, poly = [], [], [], []
     has_nll = has_probs = want_scores
     size = int(params["batch_size"])
@@ -74,7 +79,7 @@ def _sample(gen, test: dict, params: dict, k: int, generator, label: str, want_s
     for batch in tqdm(dnb_data.iterate_batches(test, size), total=total, desc=f"  {label}", leave=False,
                       file=sys.stderr):
         inputs = to_device(batch, device)
-        out = gen.sample(inputs, k=k, temperature=float(params["temperature"]), generator=generator).cpu()
+        out = gen.sample(inputs, k=k, temperature=temperature, generator=generator).cpu()
         expected = (dnb_data.batch_size_of(batch), k, rep.BASS_STEPS)
         if tuple(out.shape) != expected or int(out.min()) < 0 or int(out.max()) >= rep.VOCAB_SIZE:
             raise ValueError(f"sample() gave shape {tuple(out.shape)}, values {int(out.min())}..{int(out.max())}; "
@@ -123,11 +128,44 @@ def diversity_rows(n: int, params: dict) -> np.ndarray:
     return np.sort(np.random.default_rng(int(params["seed"])).choice(n, cap, replace=False))
 
 
-def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = True) -> dict:
+def tuning_pairs(val: dict, params: dict) -> dict:
+    """The validation pairs that choose each system's tuned temperature: at most
+    ``max_pairs_per_song`` of every validation song, then a seeded subset of ``tuned_val_pairs``."""
+    val = cap_per_song(val, int(params.get("max_pairs_per_song", 0)), int(params["seed"]))
+    n, cap = dnb_data.batch_size_of(val), int(params.get("tuned_val_pairs", 0))
+    if 0 < cap < n:
+        rows = np.sort(np.random.default_rng(int(params["seed"])).choice(n, cap, replace=False))
+        val = dnb_data.subset(val, torch.as_tensor(rows))
+    return val
+
+
+def note_f1(tokens: np.ndarray, true: np.ndarray) -> float:
+    """Onset+pitch F1 pooled over pairs (the statistic of ``onset_pitch_f1``)."""
+    return float(M.F1(M.onset_stats(tokens, true)[:, [1, 3, 4]].sum(0)))
+
+
+def tune_temperature(gen, val: dict, params: dict, label: str) -> tuple[float, dict]:
+    """(temperature, {temperature: validation note F1}): of ``tuned_temperatures``, the one whose
+    single sample scores the highest onset+pitch F1 on the VALIDATION pairs ``val`` (ties: the
+    higher temperature). A sampler's draw at temperature 1 pays for its variety in note F1; a
+    lower temperature moves it toward the model's most likely line, a decoding rule like MBR
+    that needs one sample instead of 16. The test split never sees the choice being made."""
+    scores = {}
+    for t in [float(x) for x in params["tuned_temperatures"]]:
+        generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
+        tokens = _sample(gen, val, params, 1, generator, f"{label} val T={t}", False, t)["samples"][:, 0]
+        scores[t] = note_f1(tokens, val["tokens"].numpy())
+    best = max(scores, key=lambda t: (scores[t], t))
+    return best, {str(t): round(v, 4) for t, v in scores.items()}
+
+
+def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = True, val: dict | None = None) -> dict:
     """First samples ``[N, 64]``, token NLL ``[N, 64]``, BCE / polyphony statistics (or
-    None) over the whole test split, K samples ``[M, K, 64]`` on the diversity rows and
-    (``mbr``) the MBR choice ``[M, 64]`` among ``mbr_samples`` samples of those rows. The
-    MBR pool extends the K diversity samples, so adding it leaves every other metric as is."""
+    None) over the whole test split, K samples ``[M, K, 64]`` on the diversity rows,
+    (``mbr``) the MBR choice ``[M, 64]`` among ``mbr_samples`` samples of those rows and
+    (``val`` given) one sample ``[N, 64]`` at the temperature tuned on ``val``. The MBR pool
+    extends the K diversity samples and the tuned sample has its own generator, so adding
+    either leaves every other metric as is."""
     k = int(params["samples"])
     generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
     torch.manual_seed(int(params["seed"]))
@@ -151,6 +189,16 @@ def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = Tr
             pool = np.concatenate([pool, extra["samples"]], axis=1)
         run["mbr"] = M.mbr_select(pool[:, :m]) if m >= 2 else None
         run["mbr_f1"] = M.mbr_select(pool[:, :m], utility="note_f1") if m >= 2 else None
+        run["tuned"], run["tuned_temperature"], run["tuned_scores"] = None, None, None
+        if val is not None and params.get("tuned_temperatures"):
+            if gen.deterministic:  # one line whatever the temperature
+                run["tuned"] = run["first"]
+            else:
+                t, run["tuned_scores"] = tune_temperature(gen, val, params, label or gen.name)
+                generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
+                run["tuned"] = _sample(gen, test, params, 1, generator, f"{label or gen.name} T={t}", False,
+                                       t)["samples"][:, 0]
+                run["tuned_temperature"] = t
     return run
 
 
@@ -177,6 +225,9 @@ def metric_stats(run: dict, test: dict) -> tuple[dict, dict]:
         out["bleu4_mbr"] = (M.bleu_stats(run["mbr"], true[run["rows"]]), run["rows"])
     if run.get("mbr_f1") is not None:
         out["onset_pitch_f1_mbr"] = (M.onset_stats(run["mbr_f1"], true[run["rows"]])[:, [1, 3, 4]], run["rows"])
+    if run.get("tuned") is not None:
+        out["bleu4_tuned"] = (M.bleu_stats(run["tuned"], true), None)
+        out["onset_pitch_f1_tuned"] = (M.onset_stats(run["tuned"], true)[:, [1, 3, 4]], None)
     onsets = M.onset_stats(first, true)
     columns = {"onset_precision": [0, 3], "onset_recall": [0, 4], "onset_f1": [0, 3, 4],
                "onset_pitch_precision": [1, 3], "onset_pitch_recall": [1, 4], "onset_pitch_f1": [1, 3, 4],
@@ -284,13 +335,14 @@ def notes_for(gen, stats: dict) -> list[str]:
 
 
 def evaluate_one(
-    name: str, kind: str, gen, test: dict, params: dict, reference: dict, groups: dict | None = None
+    name: str, kind: str, gen, test: dict, params: dict, reference: dict, groups: dict | None = None,
+    val: dict | None = None,
 ) -> tuple[dict, pd.DataFrame, dict]:
     """The report, the per-example frame and the per-pair statistics (for comparisons).
     Ablation runs get MBR too: the previous-window run is the context model that faces
-    ``repeat_previous`` on BLEU-4 MBR."""
+    ``repeat_previous`` on BLEU-4 MBR. ``val``: the pairs that tune the temperature."""
     start = time.time()
-    run = run_generator(gen, test, params, name)
+    run = run_generator(gen, test, params, name, val=val)
     stats, per_example = metric_stats(run, test)
     song = test["song"].numpy()
     report = {
@@ -302,6 +354,10 @@ def evaluate_one(
         "max_pairs_per_song": int(params.get("max_pairs_per_song", 0)),
         "mbr_samples": int(params.get("mbr_samples", 0)),
         "perplexity_is_bound": bool(getattr(gen, "nll_is_bound", False)),
+        "tuned_temperatures": [float(t) for t in params.get("tuned_temperatures") or []] if val is not None else [],
+        "tuned_val_pairs": dnb_data.batch_size_of(val) if val is not None else 0,
+        "tuned_temperature": run.get("tuned_temperature"),
+        "tuned_validation_f1": run.get("tuned_scores"),
         "metrics": summarise_all(stats, song, params),
         "reference": reference,
         "notes": notes_for(gen, stats),
@@ -443,6 +499,8 @@ def main() -> None:
     info = dnb_data.data_info(TENSORS)
     print(f"evaluate: {dnb_data.batch_size_of(test)} of {all_pairs} test pairs, {len(test['song'].unique())} songs; "
           f"fitting baselines on {dnb_data.batch_size_of(train)} train pairs")
+    val = tuning_pairs(dnb_data.load_split(TENSORS, "val"), params)
+    print(f"evaluate: {dnb_data.batch_size_of(val)} validation pairs tune the temperature of every sampler")
     reference = reference_metrics(test, params)
     groups = song_groups(dnb_data.load_meta(TENSORS))
     reports, frames, kept = {}, [], {}
@@ -457,7 +515,7 @@ def main() -> None:
                 continue
             else:
                 gen = load_trained(path).to(device)
-            report, frame, stats = evaluate_one(name, kind, gen, test, params, reference, groups)
+            report, frame, stats = evaluate_one(name, kind, gen, test, params, reference, groups, val)
             frames.append(frame)
             if kind != "baseline" or name in params.get("compare_baselines", []):
                 kept[stem] = {m: stats[m] for m in params.get("compare_metrics", []) if m in stats}
@@ -479,7 +537,7 @@ def main() -> None:
     write_json(OUT / "comparisons.json", comparisons(kept, compared, params, test["song"].numpy()))
 
     def score(name: str, path: Path) -> dict:
-        return evaluate_one(name, "seed", load_trained(path).to(device), test, params, reference, groups)[0]
+        return evaluate_one(name, "seed", load_trained(path).to(device), test, params, reference, groups, val)[0]
 
     main_seed = int(everything["train"]["common"]["seed"])
     write_json(OUT / "seeds.json", evaluate_seeds(reports, everything["train"].get("seeds") or {}, main_seed, score))

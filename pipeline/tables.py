@@ -56,15 +56,15 @@ from pipeline.report.prose import (
     stop_sentence,
 )
 
-ACCURACY_COLUMNS = ["perplexity", "bce", "bleu4", "bleu4_mbr", "onset_f1", "onset_pitch_f1", "onset_pitch_f1_mbr",
-                    "pitch_class_accuracy"]
+ACCURACY_COLUMNS = ["perplexity", "bce", "bleu4", "bleu4_mbr", "bleu4_tuned", "onset_f1", "onset_pitch_f1",
+                    "onset_pitch_f1_mbr", "onset_pitch_f1_tuned", "pitch_class_accuracy"]
 MUSIC_COLUMNS = ["key_consistency", "chord_tone_rate", "chord_root_rate", "kick_lock", "empty_bar_rate", "upc",
                  "qualified_note_rate"]
 DIVERSITY_COLUMNS = ["distinct_samples", "self_bleu4", "pairwise_f1_distance"]
 PIX_COLUMNS = ["bce", "onset_f1", "onset_pitch_f1", "bleu4", "polyphony_rate", "distinct_samples"]
 ABLATION_COLUMNS = ["perplexity", "bleu4", "onset_f1", "onset_pitch_f1", "pitch_class_accuracy", "key_consistency",
                     "chord_tone_rate"]
-QUALITY_METRICS = ["perplexity", "bleu4", "bleu4_mbr"]  # the quality bar: model minus baseline, paired
+QUALITY_METRICS = ["perplexity", "bleu4", "bleu4_mbr", "bleu4_tuned"]  # the quality bar: model minus baseline, paired
 RULES = ["root_on_kick", "chord_root_on_kick"]  # the rules a bassist starts from: no perplexity, one line
 CONTEXT_BASELINES = ["repeat_previous", "repeat_matching"]  # the bars of the models given the song's past (own table)
 SONG_COLUMNS = ["identical_line_rate", "identical_rhythm_rate", "distinct_line_rate", "consecutive_bleu4",
@@ -82,9 +82,10 @@ SONG_CAPTION = (r"Whole test songs written window by window, each window conditi
 CONTEXT_CAPTION = (r"Against the copy of the previous window: each model and ablation run minus repeat previous "
                    r"on the same test pairs, given the real previous window (teacher-forced context), paired "
                    r"song bootstrap as in Table~\ref{tab:quality}.")
-SEED_COLUMNS = ["perplexity", "bleu4", "bleu4_mbr", "onset_f1", "onset_pitch_f1", "onset_pitch_f1_mbr",
+SEED_COLUMNS = ["perplexity", "bleu4", "bleu4_mbr", "bleu4_tuned", "onset_f1", "onset_pitch_f1", "onset_pitch_f1_mbr",
+                "onset_pitch_f1_tuned",
                 "chord_tone_rate"]
-RULE_METRICS = ["bleu4", "bleu4_mbr", "onset_pitch_f1", "onset_pitch_f1_mbr"]
+RULE_METRICS = ["bleu4", "bleu4_mbr", "bleu4_tuned", "onset_pitch_f1", "onset_pitch_f1_mbr", "onset_pitch_f1_tuned"]
 RULE_CAPTION = (r"Against the rules: each model and ablation run minus root on kick (the key's tonic on every "
                 r"kick) and chord root on kick (the annotated chord's root on every kick), paired song bootstrap "
                 r"as in Table~\ref{tab:quality}.")
@@ -208,6 +209,8 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["nTestPairs"] = str(any_file.get("n_test_pairs", "n/a"))
     out["nTestSongs"] = str(any_file.get("n_test_songs", "n/a"))
     out["mbrSamples"] = str(any_file.get("mbr_samples", "n/a"))
+    out["tunedTemperatures"] = ", ".join(f"{t:g}" for t in any_file.get("tuned_temperatures") or []) or "n/a"
+    out["tunedValPairs"] = f"{any_file['tuned_val_pairs']:,}" if any_file.get("tuned_val_pairs") else "n/a"
     for split in ("train", "val", "test"):
         pairs, songs = split_counts(stats, split)
         out[macro_name("n", split, "pairs", "split")] = pairs

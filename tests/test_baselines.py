@@ -109,7 +109,7 @@ def _write_split(root, n, seed):
     split = dnb_data.synthetic_split(n, seed=seed)
     arrays = {k: v.numpy() for k, v in split.items()}
     arrays["song"] = arrays["song"] + seed * 1000
-    write_split(root / "data/tensors" / ("train.npz" if seed == 0 else "test.npz"), arrays)
+    write_split(root / "data/tensors" / f"{('train', 'test', 'val')[seed]}.npz", arrays)
 
 
 def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
@@ -118,6 +118,7 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     (tmp_path / "data/tensors").mkdir(parents=True)
     _write_split(tmp_path, 80, 0)
     _write_split(tmp_path, 40, 1)
+    _write_split(tmp_path, 30, 2)
     (tmp_path / "data/tensors/meta.json").write_text(json.dumps({"styles": ["a", "b", "c"]}))
     params = yaml.safe_load(open("params.yaml"))
     params["evaluate"].update(bootstrap=50, threads=1, samples=3, diversity_max_pairs=16)
@@ -172,6 +173,17 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
     assert 0 < root["metrics"]["onset_pitch_f1_mbr"]["value"] <= 1
     assert pairs["ffnn"]["chord_root_on_kick"]["onset_pitch_f1_mbr"]["lo"] <= \
         pairs["ffnn"]["chord_root_on_kick"]["onset_pitch_f1_mbr"]["hi"]
+    # the tuned temperature is one of the grid, chosen by the best validation note F1; a rule's tuned
+    # line is its one line
+    assert bigram["tuned_temperature"] in params["evaluate"]["tuned_temperatures"]
+    scores = bigram["tuned_validation_f1"]
+    assert set(scores) == {str(float(t)) for t in params["evaluate"]["tuned_temperatures"]}
+    assert scores[str(bigram["tuned_temperature"])] == max(scores.values())
+    assert root["tuned_temperature"] is None and root["tuned_validation_f1"] is None
+    assert root["metrics"]["onset_pitch_f1_tuned"] == root["metrics"]["onset_pitch_f1"]
+    assert root["metrics"]["bleu4_tuned"] == root["metrics"]["bleu4"]
+    tuned = pairs["ffnn"]["bigram"]["onset_pitch_f1_tuned"]
+    assert tuned["lo"] <= tuned["value"] <= tuned["hi"]
     import pandas as pd
 
     rows = pd.read_parquet(tmp_path / "evaluation/per_example.parquet")
@@ -212,6 +224,37 @@ def test_mbr_pool_extends_the_diversity_samples():
     root = build("root_on_kick", params, None).fit(train)
     run = evaluate.run_generator(root, test, {**params, "mbr_samples": 6})
     np.testing.assert_array_equal(run["mbr"], run["first"][run["rows"]])
+
+
+def test_tuned_temperature_sample_is_chosen_on_validation_and_changes_nothing_else():
+    """The tuned sample has its own generator: the other outputs are those of a run without it, at
+    temperature 1 it is the first sample, and the temperature is the best of the grid on validation."""
+    from pipeline import evaluate
+
+    train, test = dnb_data.synthetic_split(60, seed=0), dnb_data.synthetic_split(24, seed=5)
+    val = dnb_data.synthetic_split(30, seed=7)
+    params = {**yaml.safe_load(open("params.yaml"))["evaluate"], "samples": 3, "diversity_max_pairs": 10,
+              "mbr_samples": 4}
+    bigram = build("bigram", params, None).fit(train)
+    off = evaluate.run_generator(bigram, test, params)
+    on = evaluate.run_generator(bigram, test, params, val=val)
+    assert off["tuned"] is None
+    for key in ("first", "diversity", "mbr", "mbr_f1"):
+        np.testing.assert_array_equal(off[key], on[key])
+    scores = on["tuned_scores"]
+    assert on["tuned_temperature"] == max((float(t) for t in scores), key=lambda t: (scores[str(t)], t))
+    for t, f1 in scores.items():  # each score is the validation note F1 of a sample at that temperature
+        gen = torch.Generator().manual_seed(int(params["seed"]))
+        line = bigram.sample(val, k=1, temperature=float(t), generator=gen)[:, 0].numpy()
+        assert f1 == round(evaluate.note_f1(line, val["tokens"].numpy()), 4)
+    one = evaluate.run_generator(bigram, test, {**params, "tuned_temperatures": [1.0]}, val=val)
+    np.testing.assert_array_equal(one["tuned"], one["first"])
+    cold = evaluate.run_generator(bigram, test, {**params, "tuned_temperatures": [0.2]}, val=val)
+    assert cold["tuned_temperature"] == 0.2 and not np.array_equal(cold["tuned"], cold["first"])
+    root = build("root_on_kick", params, None).fit(train)
+    rule = evaluate.run_generator(root, test, params, val=val)
+    assert rule["tuned_temperature"] is None
+    np.testing.assert_array_equal(rule["tuned"], rule["first"])
 
 
 def test_chord_rules_follow_the_chords_of_each_half_bar(train):

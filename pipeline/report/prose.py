@@ -165,7 +165,8 @@ def harmony_sentence(results: dict, reference: dict | None, spreads: dict[str, f
     if not evaluated(chords) or not evaluated(rule):
         return "The chord-conditioned model or the chord-aware rule was not evaluated."
     mine = chords.get("metrics")
-    parts = [p for m in ("onset_pitch_f1", "onset_pitch_f1_mbr", "bleu4", "bleu4_mbr")
+    parts = [p for m in ("onset_pitch_f1", "onset_pitch_f1_mbr", "onset_pitch_f1_tuned", "bleu4", "bleu4_mbr",
+                         "bleu4_tuned")
              if (p := compare(mine, rule.get("metrics"), m, spreads))]
     tone, real = entry(mine, "chord_tone_rate"), entry(reference, "chord_tone_rate")
     text = "Against chord root on kick, the chord-conditioned transformer has " + join(parts) + "."
