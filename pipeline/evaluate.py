@@ -139,9 +139,16 @@ def tuning_pairs(val: dict, params: dict) -> dict:
     return val
 
 
+# columns of ``dnb.metrics.onset_stats`` behind each onset metric (its statistic in ``METRICS``)
+ONSET_COLUMNS = {"onset_precision": [0, 3], "onset_recall": [0, 4], "onset_f1": [0, 3, 4],
+                 "onset_pitch_precision": [1, 3], "onset_pitch_recall": [1, 4], "onset_pitch_f1": [1, 3, 4],
+                 "pitch_class_accuracy": [2, 0]}
+NOTE_F1 = ONSET_COLUMNS["onset_pitch_f1"]
+
+
 def note_f1(tokens: np.ndarray, true: np.ndarray) -> float:
     """Onset+pitch F1 pooled over pairs (the statistic of ``onset_pitch_f1``)."""
-    return float(M.F1(M.onset_stats(tokens, true)[:, [1, 3, 4]].sum(0)))
+    return float(METRICS["onset_pitch_f1"].statistic(M.onset_stats(tokens, true)[:, NOTE_F1].sum(0)))
 
 
 def tune_temperature(gen, val: dict, params: dict, label: str) -> tuple[float, dict]:
@@ -195,10 +202,13 @@ def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = Tr
                 run["tuned"] = run["first"]
             else:
                 t, run["tuned_scores"] = tune_temperature(gen, val, params, label or gen.name)
-                generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
-                run["tuned"] = _sample(gen, test, params, 1, generator, f"{label or gen.name} T={t}", False,
-                                       t)["samples"][:, 0]
                 run["tuned_temperature"] = t
+                if t == float(params["temperature"]):  # same seed, same batches: the first sample again
+                    run["tuned"] = run["first"]
+                else:
+                    generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
+                    run["tuned"] = _sample(gen, test, params, 1, generator, f"{label or gen.name} T={t}", False,
+                                           t)["samples"][:, 0]
     return run
 
 
@@ -224,15 +234,12 @@ def metric_stats(run: dict, test: dict) -> tuple[dict, dict]:
     if run.get("mbr") is not None:
         out["bleu4_mbr"] = (M.bleu_stats(run["mbr"], true[run["rows"]]), run["rows"])
     if run.get("mbr_f1") is not None:
-        out["onset_pitch_f1_mbr"] = (M.onset_stats(run["mbr_f1"], true[run["rows"]])[:, [1, 3, 4]], run["rows"])
+        out["onset_pitch_f1_mbr"] = (M.onset_stats(run["mbr_f1"], true[run["rows"]])[:, NOTE_F1], run["rows"])
     if run.get("tuned") is not None:
         out["bleu4_tuned"] = (M.bleu_stats(run["tuned"], true), None)
-        out["onset_pitch_f1_tuned"] = (M.onset_stats(run["tuned"], true)[:, [1, 3, 4]], None)
+        out["onset_pitch_f1_tuned"] = (M.onset_stats(run["tuned"], true)[:, NOTE_F1], None)
     onsets = M.onset_stats(first, true)
-    columns = {"onset_precision": [0, 3], "onset_recall": [0, 4], "onset_f1": [0, 3, 4],
-               "onset_pitch_precision": [1, 3], "onset_pitch_recall": [1, 4], "onset_pitch_f1": [1, 3, 4],
-               "pitch_class_accuracy": [2, 0]}
-    for name, cols in columns.items():
+    for name, cols in ONSET_COLUMNS.items():
         out[name] = (onsets[:, cols], None)
     per_example["onset_f1"] = M.pair_f1(first, true, pitch=False)
     per_example["onset_pitch_f1"] = M.pair_f1(first, true, pitch=True)
