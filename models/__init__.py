@@ -14,7 +14,7 @@ import importlib
 from pathlib import Path
 
 from dnb.schema import SOURCES, DataInfo
-from models.base import BassGenerator, NeuralBassModel
+from models.base import BassGenerator, NeuralBassModel, use_dropout_kernel
 
 # files of models/ that hold shared machinery, not an architecture
 MACHINERY = ("base", "autoregressive", "conditioning", "checkpoint", "baselines")
@@ -62,7 +62,10 @@ def build(name: str, params: dict, info: DataInfo) -> BassGenerator:
         takers = [n for n in architectures() if model_class(n).can_take_previous]
         raise ValueError(f"{name} cannot take the song's past: remove {', '.join(map(repr, past))} from its "
                          f"conditioning (architectures that take it: {', '.join(takers)})")
-    return cls(params, info)
+    model = cls(params, info)
+    if isinstance(model, NeuralBassModel):
+        use_dropout_kernel(model, str(params.get("dropout_kernel", "fast")))
+    return model
 
 
 __all__ = ["BassGenerator", "DataInfo", "NeuralBassModel", "architectures", "baseline_classes", "build", "model_class"]

@@ -16,7 +16,7 @@ from torch import nn
 
 from dnb import representation as rep
 from dnb.schema import DataInfo
-from models.base import StepwiseTokenModel
+from models.base import Dropout, StepwiseTokenModel
 from models.conditioning import COND_DIM, Conditioning, CopyHead
 
 
@@ -32,11 +32,11 @@ class Cnn(StepwiseTokenModel):
         self.enc2 = nn.Sequential(nn.Conv1d(c, 2 * c, 4, stride=2, padding=1), nn.ReLU())  # 16
         self.enc3 = nn.Sequential(nn.Conv1d(2 * c, 2 * c, 4, stride=2, padding=1), nn.ReLU())  # 8
         self.cond_proj = nn.Linear(COND_DIM, 2 * c)
-        self.mid = nn.Sequential(nn.Conv1d(2 * c, 2 * c, 3, padding=1), nn.ReLU(), nn.Dropout(dropout))
+        self.mid = nn.Sequential(nn.Conv1d(2 * c, 2 * c, 3, padding=1), nn.ReLU(), Dropout(dropout))
         self.dec3 = nn.Sequential(nn.ConvTranspose1d(2 * c, 2 * c, 4, stride=2, padding=1), nn.ReLU())  # 16
         self.dec2 = nn.Sequential(nn.ConvTranspose1d(4 * c, c, 4, stride=2, padding=1), nn.ReLU())  # 32
         self.dec1 = nn.Sequential(
-            nn.ConvTranspose1d(2 * c, c, 4, stride=2, padding=1), nn.ReLU(), nn.Dropout(dropout)
+            nn.ConvTranspose1d(2 * c, c, 4, stride=2, padding=1), nn.ReLU(), Dropout(dropout)
         )  # 64
         self.head = nn.Conv1d(c, rep.VOCAB_SIZE, 1)
         self.copy = CopyHead.from_params(params)  # built last: a model without it is initialised as before

@@ -8,7 +8,7 @@ from torch import nn
 
 from dnb import representation as rep
 from dnb.schema import DataInfo
-from models.base import StepwiseTokenModel
+from models.base import Dropout, StepwiseTokenModel
 from models.conditioning import COND_DIM, Conditioning, CopyHead
 
 
@@ -25,10 +25,10 @@ class Ffnn(StepwiseTokenModel):
         self.net = nn.Sequential(
             nn.Linear(rep.DRUM_STEPS * rep.DRUM_CLASSES + COND_DIM, hidden),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(hidden, rep.BASS_STEPS * rep.VOCAB_SIZE),
         )
         self.copy = CopyHead.from_params(params)  # built last: a model without it is initialised as before

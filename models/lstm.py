@@ -20,6 +20,7 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.autoregressive import BOS, Autoregressive, State, shift_right
+from models.base import Dropout
 from models.conditioning import Conditioning, Previous
 
 ALIGN = torch.arange(rep.BASS_STEPS) * rep.DRUM_STEPS // rep.BASS_STEPS  # bass step -> drum step
@@ -44,7 +45,7 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.LSTM(
             emb + hidden + extra + previous, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(2 * hidden + previous, rep.VOCAB_SIZE)
 
     def encode(self, drums: torch.Tensor, cond: torch.Tensor, prev_drums: torch.Tensor | None = None) -> torch.Tensor:

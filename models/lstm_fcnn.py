@@ -14,7 +14,7 @@ from torch import nn
 
 from dnb import representation as rep
 from dnb.schema import DataInfo
-from models.base import StepwiseTokenModel
+from models.base import Dropout, StepwiseTokenModel
 from models.conditioning import COND_DIM, Conditioning, CopyHead
 
 
@@ -29,12 +29,12 @@ class LstmFcnn(StepwiseTokenModel):
         self.cond = Conditioning.from_params(params, info, COND_DIM)
         self.encoder = nn.LSTM(rep.DRUM_CLASSES, hidden, batch_first=True)
         self.fc12 = nn.Sequential(
-            nn.Linear(hidden + COND_DIM, fc), nn.ReLU(), nn.Dropout(dropout), nn.Linear(fc, fc), nn.ReLU()
+            nn.Linear(hidden + COND_DIM, fc), nn.ReLU(), Dropout(dropout), nn.Linear(fc, fc), nn.ReLU()
         )
         self.fc345 = nn.Sequential(
             nn.Linear(fc + COND_DIM, fc),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(fc, fc),
             nn.ReLU(),
             nn.Linear(fc, rep.BASS_STEPS * rep.VOCAB_SIZE),

@@ -34,7 +34,7 @@ from torch import nn
 
 from dnb import representation as rep
 from dnb.schema import DataInfo
-from models.base import NeuralBassModel, adam, inference, optimizer_step
+from models.base import NeuralBassModel, adam, dropout, inference, optimizer_step
 from models.conditioning import COND_DIM, Conditioning
 
 WIDTH = 40  # 36 pitches padded to a multiple of 8
@@ -44,17 +44,14 @@ class NoiseDropout(nn.Module):
     """Dropout that can stay on in eval mode (``active``) and draw its mask from a
     ``torch.Generator``, so pix2pix samples are random yet repeatable."""
 
+    dropout_kernel = "fast"
+
     def __init__(self, p: float):
         super().__init__()
         self.p, self.active, self.generator = p, False, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p <= 0 or not (self.training or self.active):
-            return x
-        if self.generator is None:
-            return F.dropout(x, self.p, training=True)
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
-        return x * keep.to(x.dtype) / (1.0 - self.p)
+        return dropout(x, self.p, self.training or self.active, self.dropout_kernel, self.generator)
 
 
 def drum_time(drums: torch.Tensor) -> torch.Tensor:

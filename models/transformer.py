@@ -15,6 +15,8 @@ passes (1-2 s of one CPU core for 512 sequences).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,12 +24,25 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.autoregressive import Autoregressive, State, shift_right
+from models.base import Dropout, keep_mask, keep_scale
 from models.conditioning import Conditioning, Previous
 
 ALIGN = 1 + torch.arange(rep.BASS_STEPS) * rep.DRUM_STEPS // rep.BASS_STEPS  # bass step -> memory row (0 = cond)
 
 
+@functools.cache
+def causal_bias(queries: int, keys: int) -> torch.Tensor:
+    """[queries, keys] additive mask: -inf above the diagonal (a query never sees a later key)."""
+    return torch.full((queries, keys), float("-inf")).triu(1)
+
+
 class Attention(nn.Module):
+    """Multi-head attention. Training with attention-weight dropout on the CPU, the weights are
+    computed here and dropped with ``models.base.dropout`` (torch's ``scaled_dot_product_attention``
+    would take its unfused path and torch's slower Bernoulli); otherwise the fused kernel."""
+
+    dropout_kernel = "fast"
+
     def __init__(self, d: int, heads: int, dropout: float):
         super().__init__()
         self.heads, self.dropout = heads, dropout
@@ -44,9 +59,16 @@ class Attention(nn.Module):
         return self.split(k), self.split(v)
 
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        q = self.split(self.q(x))
+        q = self.split(self.q(x))  # [B, heads, Tq, d/heads]
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
+        if p > 0 and self.dropout_kernel == "fast" and q.device.type == "cpu":
+            scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, heads, Tq, Tk]
+            if causal:
+                scores += causal_bias(q.shape[-2], k.shape[-2])
+            weights = scores.softmax(-1) * keep_mask(scores.shape, p)  # the 1/keep scale goes on the output
+            y = (weights @ v) * keep_scale(p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
         return self.proj(y.transpose(1, 2).reshape(x.shape))
 
 
@@ -59,8 +81,8 @@ class Block(nn.Module):
         self.attn = Attention(d, heads, attn_dropout)
         self.ln2 = nn.LayerNorm(d) if cross else None
         self.cross = Attention(d, heads, attn_dropout) if cross else None
-        self.mlp = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d), nn.Dropout(dropout))
-        self.drop = nn.Dropout(dropout)
+        self.mlp = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d), Dropout(dropout))
+        self.drop = Dropout(dropout)
 
     def forward(self, x, mem_kv=None, causal: bool = False) -> torch.Tensor:
         """Whole sequence (encoder, or decoder under teacher forcing)."""
@@ -106,7 +128,7 @@ class Transformer(Autoregressive):
         self.dec = nn.ModuleList(Block(d, heads, ff, dropout, attn_dropout, True) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, rep.VOCAB_SIZE)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         nn.init.normal_(self.enc_pos, std=0.02)
         nn.init.normal_(self.dec_pos, std=0.02)
         # chords aligned in time: drum step s hears the chord of half bar s // 8 (built last, and only

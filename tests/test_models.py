@@ -163,3 +163,65 @@ def test_chords_enter_every_architecture(name):
     assert not any("chord" in n for n, _ in blind.named_parameters())
     probe = (lambda b: blind.onset_probs(b)) if name == "pix2pix" else (lambda b: blind.token_nll(b))
     assert torch.equal(probe(TINY), probe(other))
+
+
+def test_keep_mask_rate_resolution_and_seed():
+    from models.base import KEEP_BITS, keep_mask, keep_scale
+
+    torch.manual_seed(0)
+    mask = keep_mask((400, 1000), 0.1)
+    assert mask.dtype == torch.bool and mask.shape == (400, 1000)
+    assert abs(mask.float().mean().item() - 0.9) < 0.002  # 400k draws: sd 0.0005
+    # every 15-bit draw is uniform: the four draws of a word keep at the same rate
+    torch.manual_seed(1)
+    per_slot = keep_mask((100_000, 4), 0.5).float().mean(0)
+    assert torch.allclose(per_slot, torch.full((4,), 0.5), atol=0.01)
+    assert keep_mask((7, 3), 0.0).all() and not keep_mask((7, 3), 1.0).any()
+    assert keep_scale(0.1) == pytest.approx(1 / (1 - round(0.1 * 2**KEEP_BITS) / 2**KEEP_BITS))
+    gen = torch.Generator()
+    a, b = keep_mask((5, 9), 0.5, gen.manual_seed(3)), keep_mask((5, 9), 0.5, gen.manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_fast_dropout_is_inverted_dropout():
+    from models.base import Dropout, dropout, use_dropout_kernel
+
+    torch.manual_seed(0)
+    x = torch.ones(200, 500, requires_grad=True)
+    y = dropout(x, 0.2)
+    kept = y != 0
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.8), rtol=1e-4)
+    assert abs(kept.float().mean().item() - 0.8) < 0.005
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept)  # the gradient flows through the kept elements only
+    layer = Dropout(0.5).eval()
+    assert torch.equal(layer(x), x)  # off outside training
+    model = torch.nn.Sequential(Dropout(0.5), torch.nn.Linear(3, 3))
+    use_dropout_kernel(model, "torch")
+    assert model[0].dropout_kernel == "torch"
+    with pytest.raises(ValueError, match="dropout_kernel"):
+        use_dropout_kernel(model, "cuda")
+
+
+def test_transformer_attention_paths_agree():
+    """The hand-written training path (fast dropout masks) computes the same attention as torch's
+    ``scaled_dot_product_attention`` when nothing is dropped, causal or not."""
+    from models.transformer import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(32, 4, dropout=1e-9).train()  # > 0: the dropout path, but keeps everything
+    x, memory = torch.randn(3, 10, 32), torch.randn(3, 17, 32)
+    for causal, source in ((True, x), (False, memory)):
+        k, v = attention.keys_values(source)
+        fast = attention.attend(x, k, v, causal=causal)
+        reference = attention.eval().attend(x, k, v, causal=causal)  # the fused kernel
+        attention.train()
+        assert torch.allclose(fast, reference, atol=1e-5)
+    # dropping: the same rate of zeroed attention weights as asked, seeded
+    attention.dropout = 0.5
+    k, v = attention.keys_values(x)
+    torch.manual_seed(5)
+    one = attention.attend(x, k, v, causal=True)
+    torch.manual_seed(5)
+    assert torch.equal(one, attention.attend(x, k, v, causal=True))
+    assert not torch.allclose(one, reference)
