@@ -116,7 +116,9 @@ class Knn(Baseline):
     distribution per step is the neighbours' token frequency, add-``knn_add_k``
     smoothed so that the NLL is finite. Ties are broken by a seeded shuffle. Exact
     search costs N_test x N_train x 448 multiply-adds (~1e13 on the large corpus), so
-    ``knn_max_train`` > 0 searches a seeded random subset of that many training pairs."""
+    ``knn_max_train`` > 0 searches a seeded random subset of that many training pairs.
+    ``temperature`` is not used: a retrieved line has no distribution to sharpen, so the
+    tuned-temperature sample of a kNN is its first sample at every temperature."""
 
     name = "knn"
     chunk = 1024
