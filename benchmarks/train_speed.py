@@ -23,6 +23,7 @@ as dropout, torch's dropout masks) at 1 and 2 threads. Prints markdown tables. N
     python benchmarks/train_speed.py                                   # params.yaml, every model
     python benchmarks/train_speed.py --params results/large/params.yaml --batch-sizes 64,256 --bf16
     python benchmarks/train_speed.py --quick                           # smoke test: ffnn, a few steps
+    python benchmarks/train_speed.py --models transformer --no-shares --steps 80 --repeats 5
 
 On a shared machine the absolute numbers move with the other jobs; the ratios measured in
 the same run (2 threads / 1, fraction of the peak) are the part to read.
@@ -39,6 +40,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import distributed as dist
@@ -352,6 +354,35 @@ def measure_reference(section: dict, name: str, info: DataInfo, steps: int, warm
     return {t: pairs_per_second(name, params, info, data, size, t, steps, warmup, reference=True) for t in threads}
 
 
+def configured_pairs_per_second(name: str, params: dict, info: DataInfo, data: dict, steps: int,
+                                warmup: int) -> float:
+    """Pairs/s of ``name`` in its configured setup (processes x threads) at its configured batch."""
+    processes, threads = configured_setup(params)
+    size = int(params["batch_size"])
+    if processes > 1:
+        return data_parallel_pairs_per_second(name, params, info, data, size, steps, warmup, processes)
+    return pairs_per_second(name, params, info, data, size, threads, steps, warmup)
+
+
+def head_to_head(section: dict, name: str, info: DataInfo, steps: int, warmup: int, repeats: int,
+                 threads: tuple[int, ...] = (1, 2)) -> list[tuple[float, dict[int, float]]]:
+    """``repeats`` rounds of (configured rate, {threads: baseline rate}), measured one right after
+    the other: the machine's speed drifts by 10-20% within a run, so the ratio of each round (and
+    their median) is steadier than one configured rate against one baseline measured minutes apart."""
+    params = model_params(section, name)
+    data = synthetic_split(int(params["batch_size"]) * 2, seed=0, n_styles=max(1, info.n_styles))
+    rounds = []
+    for _ in range(repeats):
+        rate = configured_pairs_per_second(name, params, info, data, steps, warmup)
+        rounds.append((rate, measure_reference(section, name, info, steps, warmup, threads)))
+    return rounds
+
+
+def median_ratios(rounds: list[tuple[float, dict[int, float]]]) -> dict[int, float]:
+    """{threads: median over the rounds of configured rate / baseline rate}."""
+    return {t: float(np.median([rate / ref[t] for rate, ref in rounds])) for t in rounds[0][1]}
+
+
 def _fmt(value: float, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
@@ -418,6 +449,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reference", default="transformer",
                     help="the headline model whose configured setup is compared with the baseline configuration "
                          "('' for none)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="with R > 1, R more rounds of the headline model's configured setup and baseline "
+                         "measured back to back, each round's ratio and their median")
     ap.add_argument("--no-shares", action="store_true", help="skip the one-thread time shares (profiler)")
     ap.add_argument("--tensors", default=str(ROOT / "data/tensors"),
                     help="meta.json there gives the drum-style count and the training split size, when present")
@@ -466,6 +500,13 @@ def main(argv: list[str] | None = None) -> None:
               f"baseline configuration (one process, for-loop Adam, attention dropout as dropout, torch's "
               f"dropout masks) {baseline} "
               f"pairs/s; ratio {ratios}")
+        if args.repeats > 1:
+            rounds = head_to_head(section, args.reference, info, knobs["steps"], knobs["warmup"], args.repeats)
+            for i, (rate, ref) in enumerate(rounds, 1):
+                print(f"  round {i}: configured {rate:.0f} pairs/s; baseline "
+                      + ", ".join(f"{t}T {p:.0f} ({_fmt(rate / p, '.2f')}x)" for t, p in ref.items()))
+            print("median ratio over the rounds: "
+                  + ", ".join(f"{_fmt(r, '.2f')}x the {t}-thread baseline" for t, r in median_ratios(rounds).items()))
 
 if __name__ == "__main__":
     main()

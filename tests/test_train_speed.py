@@ -54,7 +54,8 @@ def test_quick_mode_table_has_the_columns_and_positive_numbers():
 
 def test_reference_is_the_baseline_configuration():
     """The headline ratio's reference: attention dropout as dropout, the for-loop Adam."""
-    assert train_speed.reference_params({"dropout": 0.3, "attn_dropout": 0.0})["attn_dropout"] == 0.3
+    reference = train_speed.reference_params({"dropout": 0.3, "attn_dropout": 0.0})
+    assert reference["attn_dropout"] == 0.3 and reference["dropout_kernel"] == "torch"
     model = torch.nn.Linear(2, 2)
     (adam,) = train_speed._optimizers(model, {"lr": 0.01}, reference=True)
     assert not adam.defaults["fused"] and not adam.defaults["foreach"]
@@ -71,3 +72,12 @@ def test_lstm_flops_are_counted():
         lstm(x)[0].sum().backward()
     forward = 2 * 3 * 5 * 4 * 6 * (10 + 6)
     assert fc.get_total_flops() == 3 * forward  # backward: twice the forward matmuls
+
+
+def test_head_to_head_rounds_and_median():
+    rounds = train_speed.head_to_head(SECTION, "ffnn", DataInfo(n_styles=3), steps=2, warmup=1, repeats=2)
+    assert len(rounds) == 2
+    for rate, reference in rounds:
+        assert rate > 0 and set(reference) == {1, 2} and all(v > 0 for v in reference.values())
+    assert train_speed.median_ratios([(6.0, {1: 2.0, 2: 3.0}), (8.0, {1: 2.0, 2: 2.0}), (5.0, {1: 5.0, 2: 1.0})]) \
+        == {1: 3.0, 2: 4.0}
