@@ -173,13 +173,24 @@ def keep_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | Non
     n = int(np.prod(shape))
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(generator=generator)
     draws = words.view(torch.int16)[:n].view(shape) & (2**KEEP_BITS - 1)  # uniform on [0, 2**15)
-    return draws >= round(p * 2**KEEP_BITS)
+    return draws >= _dropped_draws(p)
+
+
+def _dropped_draws(p: float) -> int:
+    """How many of the 2**15 draw values drop an element: p rounded to the draws' resolution."""
+    return round(p * 2**KEEP_BITS)
+
+
+def keep_scale(p: float) -> float:
+    """1 / the keep probability of ``keep_mask`` at drop probability ``p``."""
+    return 1.0 / (1.0 - _dropped_draws(p) / 2**KEEP_BITS)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True, kernel: str = "fast",
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Inverted dropout. ``kernel`` "fast": the mask of ``keep_mask`` (CPU; on a GPU torch's fused
-    kernel is the fast one and is used); "torch": ``F.dropout``, the reference configuration."""
+    kernel is the fast one and is used); "torch": ``F.dropout``, the reference configuration. A
+    ``generator`` (pix2pix's seeded sampling noise) always draws through ``keep_mask``."""
     if not training or p <= 0:
         return x
     if p >= 1:
@@ -187,11 +198,6 @@ def dropout(x: torch.Tensor, p: float, training: bool = True, kernel: str = "fas
     if generator is None and (kernel == "torch" or x.device.type != "cpu"):
         return F.dropout(x, p, training=True)
     return x * (keep_mask(x.shape, p, generator, x.device).to(x.dtype) * keep_scale(p))
-
-
-def keep_scale(p: float) -> float:
-    """1 / the keep probability of ``keep_mask`` at drop probability ``p``."""
-    return 1.0 / (1.0 - round(p * 2**KEEP_BITS) / 2**KEEP_BITS)
 
 
 class Dropout(nn.Dropout):

@@ -37,9 +37,10 @@ def causal_bias(queries: int, keys: int) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head attention. Training with attention-weight dropout on the CPU, the weights are
-    computed here and dropped with ``models.base.dropout`` (torch's ``scaled_dot_product_attention``
-    would take its unfused path and torch's slower Bernoulli); otherwise the fused kernel."""
+    """Multi-head attention. Training with attention-weight dropout on the CPU (``dropout_kernel``
+    "fast"), the weights are computed here and dropped with ``models.base.keep_mask``: torch's
+    ``scaled_dot_product_attention`` would take its unfused path with torch's slower Bernoulli.
+    Otherwise (no dropout, a GPU, or "torch") torch's kernel."""
 
     dropout_kernel = "fast"
 
