@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dnb import representation as rep
-from models.base import NeuralBassModel, inference, optimizer_step
+from models.base import NeuralBassModel, Temperature, inference, is_greedy, optimizer_step, tempered_logits
 
 BOS = rep.VOCAB_SIZE  # 38
 State = dict[str, torch.Tensor]
@@ -56,19 +56,20 @@ def onset_probs_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def sample_loop(
-    step, state: State, size: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    step, state: State, size: int, temperature: Temperature = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Ancestral sampling of ``size`` sequences of 64 tokens; temperature <= 0 is greedy.
+    """Ancestral sampling of ``size`` sequences of 64 tokens; temperature <= 0 is greedy, a pair
+    (T_rhythm, T_pitch) is ``models.base.tempered_logits``'s split temperature.
     Tokens live on the device of ``state`` (``generator`` must be on it too)."""
     device = next(iter(state.values())).device
     prev = torch.full((size,), BOS, dtype=torch.long, device=device)
     out = torch.empty(size, rep.BASS_STEPS, dtype=torch.long, device=device)
     for t in range(rep.BASS_STEPS):
         logits, state = step(state, prev, t)
-        if temperature <= 0:
+        if is_greedy(temperature):
             prev = logits.argmax(-1)
         else:
-            probs = F.softmax(logits.float() / temperature, dim=-1)
+            probs = F.softmax(tempered_logits(logits, temperature), dim=-1)
             prev = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         out[:, t] = prev
     return out

@@ -28,6 +28,47 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import SOURCES, recall_rows
 
+Temperature = float | tuple[float, float]  # one T, or (T_rhythm, T_pitch): see tempered_logits
+
+
+def parse_temperature(value) -> Temperature:
+    """A temperature as params write it: a number, or a pair ``[T_rhythm, T_pitch]``."""
+    if isinstance(value, (list, tuple)):
+        rhythm, pitch = (float(x) for x in value)
+        if rhythm <= 0 or pitch <= 0:
+            raise ValueError(f"a split temperature needs two positive numbers, got {list(value)}")
+        return (rhythm, pitch)
+    return float(value)
+
+
+def temperature_label(temperature: Temperature) -> str:
+    """``0.8`` or ``1/0.4`` (rhythm / pitch): the name of a temperature in reports and tables."""
+    if isinstance(temperature, tuple):
+        return "/".join(f"{t:g}" for t in temperature)
+    return f"{temperature:g}"
+
+
+def is_greedy(temperature: Temperature) -> bool:
+    """A single temperature <= 0 means the argmax; a split one is always sampled."""
+    return not isinstance(temperature, tuple) and temperature <= 0
+
+
+def tempered_logits(logits: torch.Tensor, temperature: Temperature) -> torch.Tensor:
+    """Logits ``[..., 38]`` whose softmax samples at ``temperature``.
+
+    One number T divides every logit. A pair (T_rhythm, T_pitch) tempers the two choices a
+    token makes apart: WHETHER a note starts (rest / sustain / onset, at T_rhythm) and WHICH
+    pitch it has (given an onset, at T_pitch). One temperature couples them, so a line cooled
+    until it keeps a riff's notes also freezes its rhythm; split, a line can repeat its notes
+    while its rhythm still breathes. (1, 1) equals T = 1."""
+    if not isinstance(temperature, tuple):
+        return logits.float() / max(float(temperature), 1e-6)
+    rhythm, pitch = temperature
+    logp = F.log_softmax(logits.float(), dim=-1)
+    onset = torch.logsumexp(logp[..., rep.ONSET_OFFSET :], dim=-1, keepdim=True)
+    within = F.log_softmax((logp[..., rep.ONSET_OFFSET :] - onset) / pitch, dim=-1)
+    return torch.cat([logp[..., : rep.ONSET_OFFSET] / rhythm, onset / rhythm + within], dim=-1)
+
 
 class BassGenerator:
     """Interface shared by neural models and baselines.
@@ -248,13 +289,13 @@ class StepwiseTokenModel(NeuralBassModel):
     def onset_probs(self, batch: dict) -> torch.Tensor:
         return F.softmax(self._eval_logits(batch), dim=-1)[..., rep.ONSET_OFFSET :]
 
-    def sample(self, batch: dict, k: int = 1, temperature: float = 1.0, generator=None) -> torch.Tensor:
+    def sample(self, batch: dict, k: int = 1, temperature: Temperature = 1.0, generator=None) -> torch.Tensor:
         """Each step drawn independently; ``temperature <= 0`` is the argmax."""
         logits = self._eval_logits(batch)
         size = logits.shape[0]
-        if temperature <= 0:
+        if is_greedy(temperature):
             return logits.argmax(-1).unsqueeze(1).expand(size, k, rep.BASS_STEPS).clone()
-        probs = F.softmax(logits / temperature, dim=-1).reshape(-1, rep.VOCAB_SIZE)
+        probs = F.softmax(tempered_logits(logits, temperature), dim=-1).reshape(-1, rep.VOCAB_SIZE)
         draws = torch.multinomial(probs, k, replacement=True, generator=generator)
         return draws.view(size, rep.BASS_STEPS, k).permute(0, 2, 1).contiguous()
 
@@ -272,7 +313,7 @@ def chain_depths(previous_row) -> np.ndarray:
 
 
 def sample_song(
-    model: BassGenerator, batch: dict, previous_row, k: int = 1, temperature: float = 1.0, generator=None,
+    model: BassGenerator, batch: dict, previous_row, k: int = 1, temperature: Temperature = 1.0, generator=None,
     context: bool = True,
 ) -> torch.Tensor:
     """Free running: K lines ``[W, K, 64]`` for the W windows of ``batch``, each window

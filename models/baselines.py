@@ -21,19 +21,18 @@ import torch
 from dnb import chords as ch
 from dnb import representation as rep
 from dnb.schema import DataInfo, drum_agreement
-from models.base import BassGenerator
+from models.base import BassGenerator, Temperature, tempered_logits
 
 DEFAULTS = {"knn_k": 5, "knn_metric": "jaccard", "knn_add_k": 0.1, "knn_max_train": 20000, "bigram_add_k": 0.1,
             "seed": 0}
 HATS = (4, 5)  # closed / open hi-hat classes of rep.DRUM_CLASS_NAMES
 
 
-def _tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """probs ** (1 / T), renormalised on the last axis."""
+def _tempered(probs: torch.Tensor, temperature: Temperature) -> torch.Tensor:
+    """``probs`` [..., 38] at ``temperature`` (``models.base.tempered_logits``), renormalised."""
     if temperature == 1.0:
         return probs
-    logits = torch.log(probs.clamp_min(1e-30)) / max(temperature, 1e-6)
-    return torch.softmax(logits, dim=-1)
+    return torch.softmax(tempered_logits(torch.log(probs.clamp_min(1e-30)), temperature), dim=-1)
 
 
 def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -14,9 +14,13 @@ system's (same drums and chords), scored on test songs; 0.5 = indistinguishable.
 Decoding is chosen on the VALIDATION songs, per system: of ``temperatures``, the one whose
 free-running songs come closest to the real bass's (the summed gaps of
 ``dnb.metrics.SONG_TARGETS``: identical-line and identical-rhythm rates and distinct lines per
-window). A line sampled token by token at temperature 1 rarely repeats note for note even when
-the model mostly copies; a lower temperature repeats more, for a model without context too
-(the same drums give the same line). The test songs are scored once, at the chosen temperature.
+window; ties go to the earlier entry). A line sampled token by token at temperature 1 rarely
+repeats note for note even when the model mostly copies; a lower temperature repeats more, for
+a model without context too (the same drums give the same line). One temperature cools rhythm
+and pitch together, and a context model cooled until its notes repeat like the real bass's
+repeats its rhythm far more than the real bass does; so an entry may also be a pair
+``[T_rhythm, T_pitch]`` (``models.base.tempered_logits``). The test songs are scored once, at
+the chosen entry.
 
 A song is its kept windows in order; a window whose previous window was not kept (too
 sparse) or is not contiguous starts a new chain, with no context, as a file with a
@@ -46,7 +50,7 @@ from dnb.device import pick_device, to_device
 from dnb.metrics import METRICS, SONG_METRICS, SONG_PAIR_METRICS, SONG_TARGETS
 from dnb.params import load_params
 from models import build
-from models.base import sample_song
+from models.base import Temperature, parse_temperature, sample_song, temperature_label
 from models.checkpoint import load_trained
 from pipeline.evaluate import candidates, metric_stats, write_json
 from pipeline.sampling import shareable_songs
@@ -78,7 +82,7 @@ def song_windows(split: dict, max_windows: int, max_songs: int, seed: int) -> di
     return part
 
 
-def free_run(gen, part: dict, params: dict, device, temperature: float) -> np.ndarray:
+def free_run(gen, part: dict, params: dict, device, temperature: Temperature) -> np.ndarray:
     """``[W, 64]`` tokens of every song of ``part`` written window by window (seeded)."""
     batch = {k: v for k, v in part.items() if k != "previous_row"}
     if isinstance(gen, torch.nn.Module):
@@ -116,19 +120,19 @@ def target_gap(tokens: np.ndarray, real: dict, part: dict) -> float:
     return gap
 
 
-def pick_temperature(gen, part: dict, real: dict, params: dict, device) -> tuple[float, dict, np.ndarray]:
-    """(temperature, {temperature: validation gap}, validation lines at it): the decoding of
-    ``params["temperatures"]`` whose validation songs come closest to the real bass's (``real``:
-    its ``song_stats`` on ``part``)."""
-    temperatures = [float(t) for t in params["temperatures"]]
+def pick_temperature(gen, part: dict, real: dict, params: dict, device) -> tuple[Temperature, dict, np.ndarray]:
+    """(temperature, {temperature label: validation gap}, validation lines at it): the decoding
+    of ``params["temperatures"]`` whose validation songs come closest to the real bass's
+    (``real``: its ``song_stats`` on ``part``); ties go to the earlier entry."""
+    temperatures = [parse_temperature(t) for t in params["temperatures"]]
     if gen.deterministic:
         temperatures = temperatures[:1]
     lines, gaps = {}, {}
     for t in temperatures:
         lines[t] = free_run(gen, part, params, device, t)
         gaps[t] = target_gap(lines[t], real, part)
-    best = min(temperatures, key=lambda t: (gaps[t], -t))
-    return best, {str(t): round(g, 4) for t, g in gaps.items()}, lines[best]
+    best = min(temperatures, key=lambda t: (gaps[t], temperatures.index(t)))
+    return best, {temperature_label(t): round(g, 4) for t, g in gaps.items()}, lines[best]
 
 
 def critic_lines(tokens: np.ndarray, part: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +208,7 @@ def main() -> None:
                 gen = load_trained(path).to(device)
             temperature, gaps, val_lines = pick_temperature(gen, parts["val"], real_val, params, device)
             lines = {"val": val_lines, "test": free_run(gen, test, params, device, temperature)}
-            report |= {"takes_previous": bool(gen.takes_previous), "temperature": temperature,
+            report |= {"takes_previous": bool(gen.takes_previous), "temperature": temperature_label(temperature),
                        "validation_gaps": gaps}
             report["metrics"] = song_metrics(lines["test"], test, params)
             fake = {split: critic_lines(lines[split], part) for split, part in parts.items()}
@@ -222,7 +226,8 @@ def main() -> None:
         print(f"  {name} ({report['status']}): {shown}")
     for stem, report in reports.items():
         report |= {"n_test_songs": int(len(np.unique(test["song"].numpy()))), "n_test_windows": int(len(test["song"])),
-                   "max_windows": int(params["max_windows"])}
+                   "max_windows": int(params["max_windows"]),
+                   "temperatures": [temperature_label(parse_temperature(t)) for t in params["temperatures"]]}
         write_json(OUT / f"{stem}.json", report)
     summary = {stem: {k: (v["value"] if v else None) for k, v in r["metrics"].items()} for stem, r in reports.items()}
     write_json(OUT / "summary.json", summary)

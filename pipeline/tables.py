@@ -191,6 +191,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["nSongTestSongs"] = str(real_songs.get("n_test_songs", "n/a"))
     out["nSongTestWindows"] = str(real_songs.get("n_test_windows", "n/a"))
     out["songMaxWindows"] = str(real_songs.get("max_windows", "n/a"))
+    out["songTemperatures"] = ", ".join(real_songs.get("temperatures") or []) or "n/a"
     for group in ("models", "baselines"):
         for name, data in results[group].items():
             for metric, spec in METRICS.items():

@@ -23,7 +23,11 @@ def parser() -> argparse.ArgumentParser:
                      help="trained model (<checkpoint dir>/<model>.pt) or baseline (fitted on <tensors>/train.npz)")
     gen.add_argument("--samples", type=int, default=1,
                      help="K whole-song bass lines (each its own chain of windows) -> K files OUT-1.mid .. OUT-K.mid")
-    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (<= 0: greedy)")
+    gen.add_argument("--pitch-temperature", type=float, metavar="P",
+                     help="a separate temperature for WHICH pitch a note takes (--temperature then decides only "
+                          "whether a note starts): e.g. --temperature 1 --pitch-temperature 0.4 keeps a riff's "
+                          "notes while its rhythm still varies (the paper's split temperature)")
     gen.add_argument("--mbr", type=int, default=0, metavar="N",
                      help="draw N candidates per window and keep the most typical one (highest mean BLEU-4 "
                           "against the others, as the paper's BLEU-4 MBR); with context window by window, the "

@@ -1,7 +1,8 @@
 """`dnb generate`: write a bass line for any drum MIDI file with a trained model.
 
-    dnb generate DRUMS.mid --model transformer [--samples K | --mbr N] [--no-context] [--temperature T]
-                 [--key Am] [--chords "Am F C G"] [--style funk] [--program 33] [--velocity rule|fixed]
+    dnb generate DRUMS.mid --model transformer [--samples K | --mbr N] [--no-context]
+                 [--temperature T [--pitch-temperature P]] [--key Am] [--chords "Am F C G"] [--style funk]
+                 [--program 33] [--velocity rule|fixed]
                  [--humanize MS] [--out OUT.mid] [--wav OUT.wav] [--seed S]
 
 Every complete 2-bar 4/4 window of the input gets a bass line (windows in other
@@ -43,6 +44,7 @@ import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,6 +53,9 @@ from dnb.audio import AudioError, render_wav
 from dnb.params import PARAMS, load_params
 from dnb.schema import DEFAULT_PROGRAM, conditioning_batch, previous_rows
 from producer import paths
+
+if TYPE_CHECKING:  # models load lazily: `dnb generate --help` stays fast
+    from models.base import Temperature
 
 NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -263,8 +268,9 @@ class Draws:
         return out
 
 
-def sample_windows(model, windows, key: int, styles: np.ndarray, program: int, k: int, temperature: float, seed: int,
-                   chords: np.ndarray | None = None, previous: np.ndarray | None = None, mbr: int = 0, step=None):
+def sample_windows(model, windows, key: int, styles: np.ndarray, program: int, k: int, temperature: Temperature,
+                   seed: int, chords: np.ndarray | None = None, previous: np.ndarray | None = None, mbr: int = 0,
+                   step=None):
     """Tokens ``[W, K, 64]`` for every window of ``windows``, seeded, on the model's device.
 
     ``previous`` (``dnb.schema.previous_rows``) None: every window independently, in one batch.
@@ -340,6 +346,7 @@ class Settings:
     model: str
     samples: int = 1
     temperature: float = 1.0
+    pitch_temperature: float | None = None  # None: one temperature (``models.base.tempered_logits``)
     mbr: int = 0
     key: str | None = None
     chords: str | None = None
@@ -351,6 +358,13 @@ class Settings:
     seed: int = 0
     device: str = "auto"  # neural models sample here (dnb.device.pick_device); baselines on the CPU
     context: bool = True  # each window conditioned on the line written for the one before (--no-context: off)
+
+
+def decoding(settings: Settings) -> Temperature:
+    """The temperature ``models.base.sample_song`` takes: one number, or (rhythm, pitch)."""
+    if settings.pitch_temperature is None:
+        return settings.temperature
+    return (settings.temperature, settings.pitch_temperature)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -367,6 +381,8 @@ def check(settings: Settings) -> int | None:
         raise CliError("--program must be a GM program 0..127")
     if not 0 <= settings.humanize <= 100:
         raise CliError("--humanize must be 0..100 ms")
+    if settings.pitch_temperature is not None and not (settings.pitch_temperature > 0 and settings.temperature > 0):
+        raise CliError("--pitch-temperature needs a value > 0 and --temperature > 0 (a split temperature samples)")
     return parse_key(settings.key) if settings.key else None
 
 
@@ -423,7 +439,7 @@ def arrange(score, windows, model, style_names: list[str], settings: Settings, c
     styles = style_indices(windows.drums, settings.style, style_names, classifier)
     previous, context_note = context_of(score, windows, model, settings)
     # with --mbr, per window the candidate closest (BLEU-4) to all the others: the most typical line
-    tokens = sample_windows(model, windows, key, styles, settings.program, settings.samples, settings.temperature,
+    tokens = sample_windows(model, windows, key, styles, settings.program, settings.samples, decoding(settings),
                             settings.seed, chords, previous, settings.mbr, step)
     markers = chord_markers(score, windows, chords) if (chords != 0).any() else None
     return Arrangement(score, windows, tokens, settings, key, key_note, chord_note, markers, context_note)

@@ -23,7 +23,7 @@ def test_overrides_are_exact():
                          "++train.common.epoch_pairs=20000"]
     assert not any(line.startswith("++train.") and ("threads" in line or "processes" in line) for line in lines)
     assert "++train.common.min_improvement=0.02" in lines and "++evaluate.max_pairs_per_song=4" in lines
-    assert "++train.seeds.ablations=['recall']" in lines
+    assert "++train.seeds.ablations=['recall','chords']" in lines
     assert lines[-1] == "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'"
     assert len(lines) == len(profile.PROFILES["large"]) + 1
     assert profile.overrides("large", "rel/dir", corpus_name="lakh")[-1] == f"++extract.corpora.lakh='{ROOT}/rel/dir'"
@@ -59,7 +59,8 @@ def test_lines_survive_xargs_and_dvc_set_param(tmp_path):
         assert after["train"]["ablation_params"] == before["train"]["ablation_params"]
         assert after["train"]["common"]["patience"] == 1 and after["train"]["common"]["min_improvement"] == 0.02
         assert after["train"]["transformer"]["max_epochs"] == 30
-        assert after["train"]["ffnn"]["epoch_pairs"] == 100_000 and after["train"]["seeds"]["ablations"] == ["recall"]
+        assert after["train"]["ffnn"]["epoch_pairs"] == 100_000
+        assert after["train"]["seeds"]["ablations"] == ["recall", "chords"]
         assert after["train"]["transformer"]["d_model"] == before["train"]["transformer"]["d_model"]
         assert after["evaluate"]["max_pairs_per_song"] == 4
         assert after["train"]["common"]["batch_size"] == before["train"]["common"]["batch_size"]

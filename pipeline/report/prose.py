@@ -265,8 +265,8 @@ def song_sentence(songs: dict) -> str:
         mine = songs[best]["metrics"]
         gaps = [f"{SONG_METRICS[m].words} {abs(entry(mine, m)['value'] - entry(real, m)['value']):.3f}"
                 for m in SONG_TARGETS]
-        temperature = songs[best].get("temperature")
-        at = f" at temperature {temperature:g} (chosen on the validation songs)" if temperature is not None else ""
+        words = decoding_words(songs[best].get("temperature"))
+        at = f" {words} (chosen on the validation songs)" if words else ""
         text += f" The closest context model, {display(best)}{at}, {stats(mine)} (gaps: {join(gaps)})."
     alone = [entry(d.get("metrics"), "identical_line_rate")["value"] for s, d in songs.items()
              if s != "real" and d.get("kind") != "baseline" and not d.get("takes_previous")
@@ -275,6 +275,18 @@ def song_sentence(songs: dict) -> str:
         text += (f" Models that write every window alone repeat a line in at most {max(alone):.3f} "
                  "of consecutive windows.")
     return text
+
+
+def decoding_words(temperature) -> str:
+    """``at temperature 0.8``, or ``at temperature 1 for rhythm and 0.4 for pitch`` for a split
+    one (``songs`` writes its label ``1/0.4``); empty when there is none."""
+    if temperature is None:
+        return ""
+    label = f"{temperature:g}" if isinstance(temperature, (int, float)) else str(temperature)
+    if "/" in label:
+        rhythm, pitch = label.split("/")
+        return f"at temperature {rhythm} for rhythm and {pitch} for pitch"
+    return f"at temperature {label}"
 
 
 def critic_sentence(songs: dict) -> str:

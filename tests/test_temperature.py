@@ -1,0 +1,66 @@
+"""The split temperature: whether a note starts at one temperature, which pitch at another."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dnb import representation as rep
+from models.autoregressive import sample_loop
+from models.base import is_greedy, parse_temperature, temperature_label, tempered_logits
+from pipeline.report.prose import decoding_words
+
+
+def logits_of(rest: float, sustain: float, pitches: list[float]) -> torch.Tensor:
+    """Logits [1, 38] of a token distribution with these probabilities (pitches from the lowest)."""
+    probs = torch.full((rep.VOCAB_SIZE,), 1e-12, dtype=torch.float64)
+    probs[rep.REST], probs[rep.SUSTAIN] = rest, sustain
+    probs[rep.ONSET_OFFSET : rep.ONSET_OFFSET + len(pitches)] = torch.tensor(pitches, dtype=torch.float64)
+    return torch.log(probs / probs.sum())[None]
+
+
+def test_one_temperature_divides_every_logit():
+    logits = torch.randn(3, rep.VOCAB_SIZE)
+    assert torch.allclose(tempered_logits(logits, 0.5), logits * 2)
+    one = F.softmax(tempered_logits(logits, (1.0, 1.0)), -1)
+    assert torch.allclose(one, F.softmax(logits, -1), atol=1e-6)
+
+
+def test_split_temperature_tempers_rhythm_and_pitch_apart():
+    # rest 0.2, sustain 0.3, onset 0.5 split 0.4 / 0.1 between two pitches
+    probs = F.softmax(tempered_logits(logits_of(0.2, 0.3, [0.4, 0.1]).float(), (0.5, 2.0)), -1)[0].double()
+    kinds = torch.tensor([0.2, 0.3, 0.5]) ** 2  # rhythm at T 0.5: p ** 2, renormalised
+    kinds = kinds / kinds.sum()
+    onset = probs[rep.ONSET_OFFSET :].sum()
+    assert probs[rep.REST].item() == pytest.approx(kinds[0].item(), abs=1e-4)
+    assert probs[rep.SUSTAIN].item() == pytest.approx(kinds[1].item(), abs=1e-4)
+    assert onset.item() == pytest.approx(kinds[2].item(), abs=1e-4)
+    within = torch.tensor([0.8, 0.2]) ** 0.5  # pitch given onset at T 2: p ** 0.5, renormalised
+    within = within / within.sum()
+    got = probs[rep.ONSET_OFFSET : rep.ONSET_OFFSET + 2] / onset
+    assert got.tolist() == pytest.approx(within.tolist(), abs=1e-4)
+
+
+def test_a_cold_pitch_keeps_the_rhythm_of_temperature_one():
+    """Sampled at (1, 0.05): onsets as often as at T 1, but (nearly) always the likeliest pitch."""
+    logits = logits_of(0.3, 0.3, [0.25, 0.15]).float()
+
+    def step(state, prev, t):
+        return logits.expand(len(prev), -1), state
+
+    state = {"x": torch.zeros(4000, 1)}
+    out = sample_loop(step, state, 4000, (1.0, 0.05), torch.Generator().manual_seed(0))
+    onsets = out >= rep.ONSET_OFFSET
+    assert onsets.float().mean().item() == pytest.approx(0.4, abs=0.01)
+    assert (out[onsets] == rep.ONSET_OFFSET).float().mean().item() > 0.99
+    single = sample_loop(step, state, 4000, 0.05, torch.Generator().manual_seed(0))
+    assert (single >= rep.ONSET_OFFSET).float().mean().item() < 0.05  # one cold T freezes the rhythm too
+
+
+def test_temperatures_as_params_write_them():
+    assert parse_temperature(0.8) == 0.8 and parse_temperature([1, 0.4]) == (1.0, 0.4)
+    assert temperature_label(0.8) == "0.8" and temperature_label((1.0, 0.4)) == "1/0.4"
+    assert is_greedy(0.0) and not is_greedy(0.1) and not is_greedy((1.0, 0.4))
+    with pytest.raises(ValueError, match="two positive numbers"):
+        parse_temperature([1.0, 0.0])
+    assert decoding_words("1/0.4") == "at temperature 1 for rhythm and 0.4 for pitch"
+    assert decoding_words(0.8) == "at temperature 0.8" and decoding_words(None) == ""
