@@ -120,11 +120,22 @@ def target_gap(tokens: np.ndarray, real: dict, part: dict) -> float:
     return gap
 
 
+def temperature_grid(params: dict) -> list[Temperature]:
+    """``params["temperatures"]`` parsed; a bad entry is one ``SystemExit`` line."""
+    try:
+        grid = [parse_temperature(t) for t in params["temperatures"]]
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"songs.temperatures: {err}") from None
+    if not grid:
+        raise SystemExit("songs.temperatures: give at least one temperature")
+    return grid
+
+
 def pick_temperature(gen, part: dict, real: dict, params: dict, device) -> tuple[Temperature, dict, np.ndarray]:
     """(temperature, {temperature label: validation gap}, validation lines at it): the decoding
     of ``params["temperatures"]`` whose validation songs come closest to the real bass's
     (``real``: its ``song_stats`` on ``part``); ties go to the earlier entry."""
-    temperatures = [parse_temperature(t) for t in params["temperatures"]]
+    temperatures = temperature_grid(params)
     if gen.deterministic:
         temperatures = temperatures[:1]
     lines, gaps = {}, {}
@@ -175,6 +186,7 @@ def figure_song(split: dict, windows: int, shown: np.ndarray | None) -> dict:
 def main() -> None:
     everything = load_params()
     params = everything["songs"]
+    temperature_grid(params)  # a bad entry stops the stage here with one line, not once per system
     names = {"models": list(everything["models"]), "baselines": list(everything["baselines"]),
              "ablations": list(everything["train"]["ablation"])}
     torch.set_num_threads(int(params.get("threads", 1)))

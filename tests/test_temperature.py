@@ -8,6 +8,7 @@ from dnb import representation as rep
 from models.autoregressive import sample_loop
 from models.base import is_greedy, parse_temperature, temperature_label, tempered_logits
 from pipeline.report.prose import decoding_words
+from pipeline.songs import temperature_grid
 
 
 def logits_of(rest: float, sustain: float, pitches: list[float]) -> torch.Tensor:
@@ -64,3 +65,13 @@ def test_temperatures_as_params_write_them():
         parse_temperature([1.0, 0.0])
     assert decoding_words("1/0.4") == "at temperature 1 for rhythm and 0.4 for pitch"
     assert decoding_words(0.8) == "at temperature 0.8" and decoding_words(None) == ""
+
+
+def test_a_bad_song_temperature_grid_is_one_line():
+    assert temperature_grid({"temperatures": [0.8, [1, 0.3]]}) == [0.8, (1.0, 0.3)]
+    with pytest.raises(SystemExit, match=r"songs.temperatures: a split temperature needs two positive numbers"):
+        temperature_grid({"temperatures": [0.8, [1, -0.3]]})
+    with pytest.raises(SystemExit, match="songs.temperatures: "):
+        temperature_grid({"temperatures": ["warm"]})
+    with pytest.raises(SystemExit, match="at least one"):
+        temperature_grid({"temperatures": []})
