@@ -186,7 +186,7 @@ def figure_song(split: dict, windows: int, shown: np.ndarray | None) -> dict:
 def main() -> None:
     everything = load_params()
     params = everything["songs"]
-    temperature_grid(params)  # a bad entry stops the stage here with one line, not once per system
+    grid = temperature_grid(params)  # a bad entry stops the stage here with one line, not once per system
     names = {"models": list(everything["models"]), "baselines": list(everything["baselines"]),
              "ablations": list(everything["train"]["ablation"])}
     torch.set_num_threads(int(params.get("threads", 1)))
@@ -239,7 +239,7 @@ def main() -> None:
     for stem, report in reports.items():
         report |= {"n_test_songs": int(len(np.unique(test["song"].numpy()))), "n_test_windows": int(len(test["song"])),
                    "max_windows": int(params["max_windows"]),
-                   "temperatures": [temperature_label(parse_temperature(t)) for t in params["temperatures"]]}
+                   "temperatures": [temperature_label(t) for t in grid]}
         write_json(OUT / f"{stem}.json", report)
     summary = {stem: {k: (v["value"] if v else None) for k, v in r["metrics"].items()} for stem, r in reports.items()}
     write_json(OUT / "summary.json", summary)
