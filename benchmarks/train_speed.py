@@ -18,7 +18,9 @@ and its epoch time; the share of one thread's step time in matmul kernels, dropo
 numbers, the optimiser and other ops (``torch.profiler``), which says why a model is far from
 the peak; and, for the headline model (``--reference``), its configured setup against the
 baseline configuration measured in the same run (one process, for-loop Adam, attention dropout
-as dropout, torch's dropout masks) at 1 and 2 threads. Prints markdown tables. No assertion on any timing.
+as dropout, torch's dropout masks, fp32) at 1 and 2 threads. Every rate but ``--bf16``'s ratio is
+at the params' own ``precision`` (bf16 autocast or fp32), as training runs; the matmul peak is
+fp32's. Prints markdown tables. No assertion on any timing.
 
     python benchmarks/train_speed.py                                   # params.yaml, every model
     python benchmarks/train_speed.py --params results/large/params.yaml --batch-sizes 64,256 --bf16
@@ -52,7 +54,7 @@ if str(ROOT) not in sys.path:  # this work tree's code, whatever checkout an edi
     sys.path.insert(0, str(ROOT))
 
 from dnb.data import subset, synthetic_split  # noqa: E402
-from dnb.device import free_port  # noqa: E402
+from dnb.device import autocast, free_port  # noqa: E402
 from dnb.schema import DataInfo  # noqa: E402
 from models import architectures, build  # noqa: E402
 from models.base import gradient_share  # noqa: E402
@@ -128,11 +130,18 @@ def _optimizers(model, params: dict, reference: bool) -> list:
     return model.configure_optimizers(float(params["lr"]))
 
 
+def _precision(params: dict, bf16: bool | None) -> str:
+    """The autocast precision of a measurement: the params' own ``precision`` (as training runs)
+    unless ``bf16`` says True (bf16) or False (fp32)."""
+    return str(params.get("precision", "fp32")) if bf16 is None else ("bf16" if bf16 else "fp32")
+
+
 def _timed_rate(name: str, params: dict, info: DataInfo, data: dict, batch_size: int, steps: int, warmup: int,
-                bf16: bool = False, reference: bool = False, rank: int = 0, world: int = 1) -> float:
-    """Global training pairs/s of ``steps`` timed steps after ``warmup`` untimed ones; in a
-    process group, each rank trains its shard of every global batch as ``pipeline.train`` does
-    (gradients all-reduced by ``optimizer_step``) and the clock runs between two barriers."""
+                bf16: bool | None = None, reference: bool = False, rank: int = 0, world: int = 1) -> float:
+    """Global training pairs/s of ``steps`` timed steps after ``warmup`` untimed ones, under the
+    autocast of ``_precision``; in a process group, each rank trains its shard of every global
+    batch as ``pipeline.train`` does (gradients all-reduced by ``optimizer_step``) and the clock
+    runs between two barriers."""
     torch.manual_seed(0)
     model = build(name, params, info)
     optimizers = _optimizers(model, params, reference)
@@ -144,7 +153,7 @@ def _timed_rate(name: str, params: dict, info: DataInfo, data: dict, batch_size:
         with gradient_share(size / batch_size):
             model.training_step(part, optimizers, 0)
 
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with autocast("cpu", _precision(params, bf16)):
         for batch in batches[:warmup]:
             step(batch)
         if world > 1:
@@ -167,17 +176,17 @@ def pairs_per_second(
     threads: int,
     steps: int,
     warmup: int,
-    bf16: bool = False,
+    bf16: bool | None = None,
     reference: bool = False,
 ) -> float:
-    """Training pairs/s of one process with ``threads`` threads; NaN when the step fails (e.g. an
-    op without a bf16 kernel)."""
+    """Training pairs/s of one process with ``threads`` threads (precision: ``_precision``); NaN
+    when the step fails (e.g. an op without a bf16 kernel)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return _timed_rate(name, params, info, data, batch_size, steps, warmup, bf16, reference)
     except RuntimeError as err:
-        print(f"  {name} batch {batch_size} {'bf16' if bf16 else 'fp32'}: failed ({str(err)[:100]})", file=sys.stderr)
+        print(f"  {name} batch {batch_size} {_precision(params, bf16)}: failed ({str(err)[:100]})", file=sys.stderr)
         return math.nan
     finally:
         torch.set_num_threads(previous)
@@ -237,13 +246,14 @@ def time_shares(name: str, params: dict, info: DataInfo, data: dict, batch_size:
         model = build(name, params, info)
         optimizers = model.configure_optimizers(float(params["lr"]))
         batches = _batches(data, batch_size, steps + warmup)
-        for batch in batches[:warmup]:
-            model.training_step(batch, optimizers, 0)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            start = time.perf_counter()
-            for batch in batches[warmup:]:
+        with autocast("cpu", _precision(params, None)):
+            for batch in batches[:warmup]:
                 model.training_step(batch, optimizers, 0)
-            wall = time.perf_counter() - start
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                start = time.perf_counter()
+                for batch in batches[warmup:]:
+                    model.training_step(batch, optimizers, 0)
+                wall = time.perf_counter() - start
     finally:
         torch.set_num_threads(previous)
     spent: dict[str, float] = defaultdict(float)
@@ -323,8 +333,10 @@ def measure(
                 rate = pairs_per_second(name, params, info, data, size, t, steps, warmup)
                 row[f"pairs_s_{t}"] = rate
                 row[f"peak_{t}"] = rate * row["flops_per_pair"] / peaks[t]
-                if bf16:
-                    row[f"bf16_{t}"] = pairs_per_second(name, params, info, data, size, t, steps, warmup, True) / rate
+                if bf16:  # bf16 against fp32 autocast, whatever the params' own precision
+                    fp32 = rate if _precision(params, None) == "fp32" else pairs_per_second(
+                        name, params, info, data, size, t, steps, warmup, False)
+                    row[f"bf16_{t}"] = pairs_per_second(name, params, info, data, size, t, steps, warmup, True) / fp32
             if processes > 1:
                 row[f"pairs_s_dp{processes}"] = data_parallel_pairs_per_second(name, params, info, data, size, steps,
                                                                                warmup, processes)
@@ -341,7 +353,7 @@ def reference_params(params: dict) -> dict:
     """The issue's baseline configuration of a model: attention weights dropped like every other
     activation (the transformer's math-path attention) with torch's Bernoulli masks, with the
     for-loop Adam of ``_optimizers``."""
-    return {**params, "attn_dropout": float(params.get("dropout", 0.1)), "dropout_kernel": "torch"}
+    return {**params, "attn_dropout": float(params.get("dropout", 0.1)), "dropout_kernel": "torch", "precision": "fp32"}
 
 
 def measure_reference(section: dict, name: str, info: DataInfo, steps: int, warmup: int,
@@ -491,14 +503,15 @@ def main(argv: list[str] | None = None) -> None:
     if headline is not None:
         reference = measure_reference(section, args.reference, info, knobs["steps"], knobs["warmup"])
         rate = configured_rate(headline)
-        attn = model_params(section, args.reference).get("attn_dropout", "as dropout")
+        headline_params = model_params(section, args.reference)
+        attn = headline_params.get("attn_dropout", "as dropout")
         baseline = ", ".join(f"{t}T {p:.0f}" for t, p in reference.items())
         ratios = ", ".join(f"{_fmt(rate / p, '.2f')}x the {t}-thread baseline" for t, p in reference.items())
         print()
         print(f"{args.reference} at its configured size, batch {headline['batch']}: configured setup "
-              f"({_setup(headline['setup'])}, fused Adam, attn_dropout {attn}) {_fmt(rate, '.0f')} pairs/s; "
-              f"baseline configuration (one process, for-loop Adam, attention dropout as dropout, torch's "
-              f"dropout masks) {baseline} "
+              f"({_setup(headline['setup'])}, fused Adam, attn_dropout {attn}, {_precision(headline_params, None)}) "
+              f"{_fmt(rate, '.0f')} pairs/s; baseline configuration (one process, for-loop Adam, attention dropout as "
+              f"dropout, torch's dropout masks, fp32) {baseline} "
               f"pairs/s; ratio {ratios}")
         if args.repeats > 1:
             rounds = head_to_head(section, args.reference, info, knobs["steps"], knobs["warmup"], args.repeats)

@@ -53,6 +53,19 @@ def pick_device(name: str | None = "auto") -> torch.device:
     return device
 
 
+PRECISIONS = ("fp32", "bf16")  # train.common.precision
+
+
+def autocast(device: torch.device | str, precision: str | None = "fp32"):
+    """The training step's autocast context: ``bf16`` runs matmuls and convolutions in
+    bfloat16 (the CPU's AVX-512 BF16, or a GPU's), parameters, optimiser state and
+    losses stay fp32; ``fp32`` is the plain path. ValueError for any other value."""
+    text = str(precision or "fp32").strip().lower()
+    if text not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {' or '.join(PRECISIONS)}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=text == "bf16")
+
+
 def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
     """The batch dict on ``device`` (the same tensors when they are already there)."""
     return {key: value.to(device) for key, value in batch.items()}

@@ -29,7 +29,9 @@ training/validation subsets change; outputs go to ``checkpoints/seeds/<run>/seed
 ``dvclive/seeds/<run>/seed<K>`` (``<run>``: the model, or ``ablation/<tag>``).
 
 ``device`` (``auto``: cuda, then mps, then cpu; ``dnb.device``) is where the model and
-batches live; checkpoints are always written from CPU tensors. Under ``torchrun`` with
+batches live; checkpoints are always written from CPU tensors. ``precision: bf16`` runs the
+training step's matmuls under bfloat16 autocast (weights, optimiser state and validation stay
+fp32, so the validation loss that picks the checkpoint is measured as for fp32 runs). Under ``torchrun`` with
 ``WORLD_SIZE`` > 1 the run is data-parallel (gloo on cpu, nccl on cuda): every rank draws
 the same global batches of ``batch_size`` pairs and trains on its contiguous slice, the
 gradients are averaged over ranks before each optimiser step (``models.base.optimizer_step``),
@@ -64,6 +66,7 @@ from tqdm import tqdm
 
 from dnb.data import batch_size_of, data_info, iterate_batches, load_split, subset
 from dnb.device import (
+    autocast,
     from_rank0,
     join_process_group,
     leave_process_group,
@@ -288,6 +291,10 @@ def train(
     val_data = cap_pairs(val_data, int(params.get("max_val_pairs", 0)), seed + 1)
     if batch_size_of(train_data) == 0 or batch_size_of(val_data) == 0:
         raise SystemExit(f"cannot train {name}: the train or validation split is empty")
+    try:
+        autocast(device, params.get("precision"))  # a bad value stops here, before any training
+    except ValueError as err:
+        raise SystemExit(f"train.precision: {err}") from None
     model = build(name, params, info).to(device)
     optimizers = model.configure_optimizers(float(params["lr"]))
     shuffle = torch.Generator().manual_seed(seed)
@@ -356,7 +363,7 @@ def train(
         batches = iterate_batches(train_data, int(params["batch_size"]), True, shuffle, limit=epoch_pairs)
         for batch in batches:
             part, size = shard(batch, rank, world)
-            with gradient_share(size / batch_size_of(batch)):
+            with gradient_share(size / batch_size_of(batch)), autocast(device, params.get("precision")):
                 step = model.training_step(to_device(part, device), optimizers, epoch)
             for key, value in step.items():
                 sums[key] += value * size
@@ -411,6 +418,9 @@ def train(
         "wall_seconds": round(st["elapsed"], 2),
         "pairs_presented": int(st.get("presented", 0)),
         "stopped_early": int(reason == "early_stopping"),  # 0: max_epochs or the wall-clock guard stopped it
+        "ranks": world,  # the setup the wall time was measured with: ranks x threads, bf16 autocast or not
+        "threads": int(params.get("threads", 1)),
+        "bf16": int(str(params.get("precision") or "fp32").strip().lower() == "bf16"),
     }
     extra = {**summary, "stopped": reason, "conditioning": params.get("conditioning", [])}
     if rank == 0:

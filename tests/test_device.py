@@ -88,3 +88,19 @@ def test_generate_on_an_unavailable_device_is_one_line(tmp_path, capsys):
     assert err.startswith("dnb: error: device 'cuda' requested but CUDA is not available") and err.count("\n") == 1
     assert cli.main(["generate", *args, "--device", "cpu", "--out", str(tmp_path / "b.mid")]) == 0
     assert Path(tmp_path / "b.mid").exists()
+
+
+def test_autocast_precision_runs_matmuls_in_bf16_only_when_asked():
+    """``train.common.precision``: bf16 autocast lowers a linear layer's output to bfloat16 and
+    leaves its weights fp32; fp32 (or None) is the plain path; anything else is a clear error."""
+    from dnb.device import autocast
+
+    layer, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    with autocast(CPU, "bf16"):
+        assert layer(x).dtype == torch.bfloat16
+    assert layer.weight.dtype == torch.float32
+    for plain in ("fp32", None, " FP32 "):
+        with autocast("cpu", plain):
+            assert layer(x).dtype == torch.float32
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        autocast(CPU, "fp16")

@@ -22,7 +22,7 @@ def test_overrides_are_exact():
     assert lines[:3] == ["++train.common.max_minutes=20.0", "++train.common.max_train_pairs=0",
                          "++train.common.epoch_pairs=20000"]
     assert not any(line.startswith("++train.") and ("threads" in line or "processes" in line) for line in lines)
-    assert "++train.common.min_improvement=0.02" in lines and "++evaluate.max_pairs_per_song=4" in lines
+    assert "++train.common.min_improvement=0.01" in lines and "++evaluate.max_pairs_per_song=4" in lines
     assert "++train.seeds.ablations=['recall','chords']" in lines
     assert lines[-1] == "++extract.corpora.ultimate='/data/my corpus,v2/it\\'s=ok.tar.gz'"
     assert len(lines) == len(profile.PROFILES["large"]) + 1
@@ -57,7 +57,7 @@ def test_lines_survive_xargs_and_dvc_set_param(tmp_path):
         assert after["train"]["common"]["max_minutes"] == 20.0
         assert after["train"]["common"]["epoch_pairs"] == 20_000
         assert after["train"]["ablation_params"] == before["train"]["ablation_params"]
-        assert after["train"]["common"]["patience"] == 1 and after["train"]["common"]["min_improvement"] == 0.02
+        assert after["train"]["common"]["patience"] == 1 and after["train"]["common"]["min_improvement"] == 0.01
         assert after["train"]["transformer"]["max_epochs"] == 30
         assert after["train"]["ffnn"]["epoch_pairs"] == 100_000
         assert after["train"]["seeds"]["ablations"] == ["recall", "chords"]

@@ -273,14 +273,17 @@ def test_song_table_and_sentences(results, tmp_path):
 
 def test_compute_table_gives_every_run_its_compute():
     runs = {"transformer": {"epochs": 6, "pairs_presented": 120000, "wall_seconds": 208.04, "stopped_early": 0,
-                            "best_val_loss": 0.6021},
+                            "best_val_loss": 0.6021, "ranks": 2, "threads": 1, "bf16": 1},
             "ffnn": {"epochs": 9, "pairs_presented": 20268, "wall_seconds": 3.4, "stopped_early": 1,
-                     "best_val_loss": 1.3692},
+                     "best_val_loss": 1.3692, "ranks": 1, "threads": 2, "bf16": 0},
+            "cnn": {"epochs": 3, "pairs_presented": 6756, "wall_seconds": 1.0, "stopped_early": 1,
+                    "best_val_loss": 1.5},  # a log from before the setup was recorded
             "ablation_previous": None}
     rows = {line.split(" & ")[0]: line for line in latex.compute_table(runs).splitlines() if " & " in line}
-    assert rows["Transformer"] == r"Transformer & 6 & 120,000 & 208.0 & epoch limit & 0.602 \\"
-    assert rows["FFNN"] == r"FFNN & 9 & 20,268 & 3.4 & early stopping & 1.369 \\"
-    assert rows["ablation + previous window"].endswith(r"n/a & n/a & n/a & n/a & n/a \\")
+    assert rows["Transformer"] == r"Transformer & 6 & 120,000 & 208.0 & 2$\times$1T bf16 & epoch limit & 0.602 \\"
+    assert rows["FFNN"] == r"FFNN & 9 & 20,268 & 3.4 & 2T fp32 & early stopping & 1.369 \\"
+    assert rows["CNN"] == r"CNN & 3 & 6,756 & 1.0 & n/a & early stopping & 1.500 \\"
+    assert rows["ablation + previous window"].endswith(r"n/a & n/a & n/a & n/a & n/a & n/a \\")
 
 
 def test_training_runs_list_the_extra_seeds_after_the_main_runs(tmp_path):

@@ -203,22 +203,32 @@ def data_table(stats: dict, extract: dict, annotate: dict) -> str:
 
 
 COMPUTE_CAPTION = (r"Compute of every training run (dvclive): epochs, training pairs presented, wall-clock "
-                   r"seconds on this machine, what stopped it (early stopping on validation NLL, or the "
+                   r"seconds on this machine and the setup they were measured with (data-parallel ranks $\times$ "
+                   r"threads, bf16 autocast or fp32), what stopped it (early stopping on validation NLL, or the "
                    r"epoch limit) and the best validation loss (token NLL per step; pix2pix: its own loss).")
+
+
+def run_setup(run: dict) -> str:
+    """``2$\times$1T bf16``-style label of a run's setup; n/a for a log that predates it."""
+    if run.get("ranks") is None or run.get("threads") is None:
+        return "n/a"
+    ranks, threads = int(run["ranks"]), int(run["threads"])
+    where = f"{ranks}$\\times${threads}T" if ranks > 1 else f"{threads}T"
+    return f"{where} {'bf16' if run.get('bf16') else 'fp32'}"
 
 
 def compute_table(runs: dict[str, dict | None]) -> str:
     """One row per training run (name -> its dvclive ``metrics.json``, None when it has none)."""
-    lines = [*table_head(COMPUTE_CAPTION, "tab:compute", "lrrrlr"),
-             r"Run & Epochs & Pairs presented & Seconds & Stopped by & Best val. \\", r"\midrule"]
+    lines = [*table_head(COMPUTE_CAPTION, "tab:compute", "lrrrllr"),
+             r"Run & Epochs & Pairs presented & Seconds & Setup & Stopped by & Best val. \\", r"\midrule"]
     for name, run in runs.items():
         if not run:
-            lines.append(" & ".join([display(name)] + ["n/a"] * 5) + r" \\")
+            lines.append(" & ".join([display(name)] + ["n/a"] * 6) + r" \\")
             continue
         presented = run.get("pairs_presented")
         stopped = {1: "early stopping", 0: "epoch limit"}.get(run.get("stopped_early"), "n/a")
         cells = [str(run.get("epochs", "n/a")), f"{presented:,}" if presented is not None else "n/a",
-                 number(run.get("wall_seconds"), 1), stopped, number(run.get("best_val_loss"), 3)]
+                 number(run.get("wall_seconds"), 1), run_setup(run), stopped, number(run.get("best_val_loss"), 3)]
         lines.append(" & ".join([display(name)] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
