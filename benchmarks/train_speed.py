@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:  # this work tree's code, whatever checkout an edi
     sys.path.insert(0, str(ROOT))
 
 from dnb.data import subset, synthetic_split  # noqa: E402
-from dnb.device import autocast, free_port  # noqa: E402
+from dnb.device import autocast, free_port, precision_of  # noqa: E402
 from dnb.schema import DataInfo  # noqa: E402
 from models import architectures, build  # noqa: E402
 from models.base import gradient_share  # noqa: E402
@@ -133,7 +133,7 @@ def _optimizers(model, params: dict, reference: bool) -> list:
 def _precision(params: dict, bf16: bool | None) -> str:
     """The autocast precision of a measurement: the params' own ``precision`` (as training runs)
     unless ``bf16`` says True (bf16) or False (fp32)."""
-    return str(params.get("precision", "fp32")) if bf16 is None else ("bf16" if bf16 else "fp32")
+    return precision_of(params.get("precision")) if bf16 is None else ("bf16" if bf16 else "fp32")
 
 
 def _timed_rate(name: str, params: dict, info: DataInfo, data: dict, batch_size: int, steps: int, warmup: int,

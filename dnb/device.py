@@ -56,14 +56,21 @@ def pick_device(name: str | None = "auto") -> torch.device:
 PRECISIONS = ("fp32", "bf16")  # train.common.precision
 
 
+def precision_of(value: str | None) -> str:
+    """``fp32`` or ``bf16`` from a params value (None means fp32; case and blanks ignored);
+    ValueError for any other value."""
+    text = str(value or "fp32").strip().lower()
+    if text not in PRECISIONS:
+        raise ValueError(f"unknown precision {value!r}: use {' or '.join(PRECISIONS)}")
+    return text
+
+
 def autocast(device: torch.device | str, precision: str | None = "fp32"):
     """The training step's autocast context: ``bf16`` runs matmuls and convolutions in
     bfloat16 (the CPU's AVX-512 BF16, or a GPU's), parameters, optimiser state and
     losses stay fp32; ``fp32`` is the plain path. ValueError for any other value."""
-    text = str(precision or "fp32").strip().lower()
-    if text not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: use {' or '.join(PRECISIONS)}")
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=text == "bf16")
+    enabled = precision_of(precision) == "bf16"
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:

@@ -73,6 +73,7 @@ from dnb.device import (
     object_from_rank0,
     pick_device,
     placement,
+    precision_of,
     run_local_ranks,
     sum_over_ranks,
     to_device,
@@ -292,7 +293,7 @@ def train(
     if batch_size_of(train_data) == 0 or batch_size_of(val_data) == 0:
         raise SystemExit(f"cannot train {name}: the train or validation split is empty")
     try:
-        autocast(device, params.get("precision"))  # a bad value stops here, before any training
+        precision = precision_of(params.get("precision"))  # a bad value stops here, before any training
     except ValueError as err:
         raise SystemExit(f"train.precision: {err}") from None
     model = build(name, params, info).to(device)
@@ -363,7 +364,7 @@ def train(
         batches = iterate_batches(train_data, int(params["batch_size"]), True, shuffle, limit=epoch_pairs)
         for batch in batches:
             part, size = shard(batch, rank, world)
-            with gradient_share(size / batch_size_of(batch)), autocast(device, params.get("precision")):
+            with gradient_share(size / batch_size_of(batch)), autocast(device, precision):
                 step = model.training_step(to_device(part, device), optimizers, epoch)
             for key, value in step.items():
                 sums[key] += value * size
@@ -420,7 +421,7 @@ def train(
         "stopped_early": int(reason == "early_stopping"),  # 0: max_epochs or the wall-clock guard stopped it
         "ranks": world,  # the setup the wall time was measured with: ranks x threads, bf16 autocast or not
         "threads": int(params.get("threads", 1)),
-        "bf16": int(str(params.get("precision") or "fp32").strip().lower() == "bf16"),
+        "bf16": int(precision == "bf16"),
     }
     extra = {**summary, "stopped": reason, "conditioning": params.get("conditioning", [])}
     if rank == 0:
