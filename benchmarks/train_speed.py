@@ -148,22 +148,26 @@ def _timed_rate(name: str, params: dict, info: DataInfo, data: dict, batch_size:
     torch.manual_seed(rank)  # per-rank dropout noise, as in training
     batches = _batches(data, batch_size, steps + warmup)
 
+    precision = _precision(params, bf16)
+
     def step(batch: dict) -> None:
         part, size = shard(batch, rank, world)
-        with gradient_share(size / batch_size):
+        # one autocast context per step, as pipeline.train: autocast keeps its bf16 copies of the
+        # weights until the outermost context exits, so one context around the loop would skip
+        # every step's weight casts after the first (and train on stale weights)
+        with gradient_share(size / batch_size), autocast("cpu", precision):
             model.training_step(part, optimizers, 0)
 
-    with autocast("cpu", _precision(params, bf16)):
-        for batch in batches[:warmup]:
-            step(batch)
-        if world > 1:
-            dist.barrier()
-        start = time.perf_counter()
-        for batch in batches[warmup:]:
-            step(batch)
-        if world > 1:
-            dist.barrier()
-        elapsed = time.perf_counter() - start
+    for batch in batches[:warmup]:
+        step(batch)
+    if world > 1:
+        dist.barrier()
+    start = time.perf_counter()
+    for batch in batches[warmup:]:
+        step(batch)
+    if world > 1:
+        dist.barrier()
+    elapsed = time.perf_counter() - start
     return batch_size * steps / elapsed
 
 
@@ -246,14 +250,16 @@ def time_shares(name: str, params: dict, info: DataInfo, data: dict, batch_size:
         model = build(name, params, info)
         optimizers = model.configure_optimizers(float(params["lr"]))
         batches = _batches(data, batch_size, steps + warmup)
-        with autocast("cpu", _precision(params, None)):
-            for batch in batches[:warmup]:
+        precision = _precision(params, None)
+        for batch in batches[:warmup]:
+            with autocast("cpu", precision):  # per step, as in _timed_rate
                 model.training_step(batch, optimizers, 0)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                start = time.perf_counter()
-                for batch in batches[warmup:]:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            for batch in batches[warmup:]:
+                with autocast("cpu", precision):
                     model.training_step(batch, optimizers, 0)
-                wall = time.perf_counter() - start
+            wall = time.perf_counter() - start
     finally:
         torch.set_num_threads(previous)
     spent: dict[str, float] = defaultdict(float)

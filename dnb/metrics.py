@@ -521,6 +521,16 @@ SONG_METRICS: dict[str, Metric] = _registry(
            "BLEU-4 of a window against the one before"),
     Metric("critic_accuracy", "Critic acc.", 3, "min", RATIO, "critic's accuracy"),
 )
-SONG_TARGETS = ("identical_line_rate", "identical_rhythm_rate", "distinct_line_rate")  # how a song repeats
+# How a song repeats, and how close to the real bass's value each should come: the whole-songs
+# issue's tolerances. A decoding is as far from the real bass as its worst target relative to its
+# tolerance (``song_target_gap``); a plain sum of the gaps let one target's overshoot (a rhythm
+# repeated far more often than the real bass repeats it) pay for small gains on the other two.
+SONG_TARGETS: dict[str, float] = {"identical_line_rate": 0.10, "identical_rhythm_rate": 0.10,
+                                  "distinct_line_rate": 0.15}
+
+
+def song_target_gap(mine: dict[str, float], real: dict[str, float]) -> float:
+    """max over ``SONG_TARGETS`` of |mine - real| / tolerance: <= 1 when every target is within its tolerance."""
+    return max(abs(float(mine[name]) - float(real[name])) / tolerance for name, tolerance in SONG_TARGETS.items())
 REPORTED: dict[str, Metric] = METRICS | SONG_METRICS  # every metric a table may show
 SONG_PAIR_METRICS = ("bleu4", "onset_f1", "onset_pitch_f1", "chord_tone_rate", "kick_lock")  # free running vs real

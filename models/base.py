@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,11 +29,31 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import SOURCES, recall_rows
 
-Temperature = float | tuple[float, float]  # one T, or (T_rhythm, T_pitch): see tempered_logits
+
+@dataclass(frozen=True)
+class Nucleus:
+    """Nucleus (top-p) sampling at a temperature: each step draws only from the likeliest tokens
+    whose tempered probabilities sum to ``top_p`` (renormalised). A line that mostly copies a
+    riff still drifts at any temperature, one unlikely token per window; cutting the tail lets a
+    copy stay exact while every likely choice keeps its odds."""
+
+    temperature: float | tuple[float, float]
+    top_p: float
+
+
+Temperature = float | tuple[float, float] | Nucleus  # one T, (T_rhythm, T_pitch) (see tempered_logits), or top-p
 
 
 def parse_temperature(value) -> Temperature:
-    """A temperature as params write it: a number, or a pair ``[T_rhythm, T_pitch]``."""
+    """A temperature as params write it: a number, a pair ``[T_rhythm, T_pitch]``, or
+    ``{temperature: T or [T_rhythm, T_pitch], top_p: p}`` (0 < p <= 1; 1 is no cut)."""
+    if isinstance(value, dict):
+        if set(value) != {"temperature", "top_p"}:
+            raise ValueError(f"a top-p entry needs exactly the keys temperature and top_p, got {sorted(value)}")
+        inner, top_p = parse_temperature(value["temperature"]), float(value["top_p"])
+        if isinstance(inner, Nucleus) or is_greedy(inner) or not 0 < top_p <= 1:
+            raise ValueError(f"a top-p entry needs a temperature > 0 and 0 < top_p <= 1, got {value}")
+        return inner if top_p == 1 else Nucleus(inner, top_p)
     if isinstance(value, (list, tuple)):
         rhythm, pitch = (float(x) for x in value)
         if rhythm <= 0 or pitch <= 0:
@@ -42,15 +63,27 @@ def parse_temperature(value) -> Temperature:
 
 
 def temperature_label(temperature: Temperature) -> str:
-    """``0.8`` or ``1/0.4`` (rhythm / pitch): the name of a temperature in reports and tables."""
+    """``0.8``, ``1/0.4`` (rhythm / pitch) or ``1 top-p 0.9``: the name of a temperature in reports and tables."""
+    if isinstance(temperature, Nucleus):
+        return f"{temperature_label(temperature.temperature)} top-p {temperature.top_p:g}"
     if isinstance(temperature, tuple):
         return "/".join(f"{t:g}" for t in temperature)
     return f"{temperature:g}"
 
 
 def is_greedy(temperature: Temperature) -> bool:
-    """A single temperature <= 0 means the argmax; a split one is always sampled."""
-    return not isinstance(temperature, tuple) and temperature <= 0
+    """A single temperature <= 0 means the argmax; a split or top-p one is always sampled."""
+    return isinstance(temperature, float | int) and temperature <= 0
+
+
+def top_p_logits(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``logits [..., V]`` with every token outside the nucleus at -inf: the smallest set of the
+    likeliest tokens whose probabilities reach ``top_p`` (the likeliest token always stays)."""
+    probs = F.softmax(logits, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p  # the mass before a token already reaches p
+    outside = torch.zeros_like(outside).scatter(-1, order, outside)
+    return logits.masked_fill(outside, float("-inf"))
 
 
 def tempered_logits(logits: torch.Tensor, temperature: Temperature) -> torch.Tensor:
@@ -60,7 +93,10 @@ def tempered_logits(logits: torch.Tensor, temperature: Temperature) -> torch.Ten
     token makes apart: WHETHER a note starts (rest / sustain / onset, at T_rhythm) and WHICH
     pitch it has (given an onset, at T_pitch). One temperature couples them, so a line cooled
     until it keeps a riff's notes also freezes its rhythm; split, a line can repeat its notes
-    while its rhythm still breathes. (1, 1) equals T = 1."""
+    while its rhythm still breathes. (1, 1) equals T = 1. A ``Nucleus`` tempers first, then
+    cuts the tail (``top_p_logits``)."""
+    if isinstance(temperature, Nucleus):
+        return top_p_logits(tempered_logits(logits, temperature.temperature), temperature.top_p)
     if not isinstance(temperature, tuple):
         return logits.float() / max(float(temperature), 1e-6)
     rhythm, pitch = temperature

@@ -31,9 +31,11 @@ ALIGN = 1 + torch.arange(rep.BASS_STEPS) * rep.DRUM_STEPS // rep.BASS_STEPS  # b
 
 
 @functools.cache
-def causal_bias(queries: int, keys: int) -> torch.Tensor:
-    """[queries, keys] additive mask: -inf above the diagonal (a query never sees a later key)."""
-    return torch.full((queries, keys), float("-inf")).triu(1)
+def causal_bias(queries: int, keys: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """[queries, keys] additive mask: -inf above the diagonal (a query never sees a later key), in
+    the scores' dtype: 0 and -inf are exact in bfloat16, and adding an fp32 mask to bf16 scores (bf16
+    autocast) takes torch's mixed-dtype path, ~18x slower on the CPU."""
+    return torch.full((queries, keys), float("-inf"), dtype=dtype).triu(1)
 
 
 class Attention(nn.Module):
@@ -65,8 +67,11 @@ class Attention(nn.Module):
         if p > 0 and self.dropout_kernel == "fast" and q.device.type == "cpu":
             scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, heads, Tq, Tk]
             if causal:
-                scores += causal_bias(q.shape[-2], k.shape[-2])
-            weights = scores.softmax(-1) * keep_mask(scores.shape, p)  # the 1/keep scale goes on the output
+                scores = scores + causal_bias(q.shape[-2], k.shape[-2], scores.dtype)
+            weights = scores.softmax(-1)  # fp32 under bf16 autocast
+            # the mask as 0/1 in the weights' dtype (exact): a bool factor takes a ~10x slower mixed-dtype
+            # multiply, forward and backward; the 1/keep scale goes on the output
+            weights = weights * keep_mask(scores.shape, p).to(weights.dtype)
             y = (weights @ v) * keep_scale(p)
         else:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)

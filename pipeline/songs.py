@@ -12,15 +12,16 @@ each system a classifier trained on VALIDATION songs to tell the real 8-bar line
 system's (same drums and chords), scored on test songs; 0.5 = indistinguishable.
 
 Decoding is chosen on the VALIDATION songs, per system: of ``temperatures``, the one whose
-free-running songs come closest to the real bass's (the summed gaps of
-``dnb.metrics.SONG_TARGETS``: identical-line and identical-rhythm rates and distinct lines per
-window; ties go to the earlier entry). A line sampled token by token at temperature 1 rarely
+free-running songs come closest to the real bass's (``dnb.metrics.song_target_gap``: the worst
+of the identical-line and identical-rhythm rates and distinct lines per window, each gap over
+its tolerance in ``SONG_TARGETS``; ties go to the earlier entry). A line sampled token by token at temperature 1 rarely
 repeats note for note even when the model mostly copies; a lower temperature repeats more, for
 a model without context too (the same drums give the same line). One temperature cools rhythm
 and pitch together, and a context model cooled until its notes repeat like the real bass's
 repeats its rhythm far more than the real bass does; so an entry may also be a pair
-``[T_rhythm, T_pitch]`` (``models.base.tempered_logits``). The test songs are scored once, at
-the chosen entry.
+``[T_rhythm, T_pitch]`` (``models.base.tempered_logits``), or top-p sampling
+(``{temperature, top_p}``, ``models.base.Nucleus``), which keeps a copied riff exact without
+cooling the likely choices. The test songs are scored once, at the chosen entry.
 
 A song is its kept windows in order; a window whose previous window was not kept (too
 sparse) or is not contiguous starts a new chain, with no context, as a file with a
@@ -111,13 +112,13 @@ def song_metrics(tokens: np.ndarray, part: dict, params: dict) -> dict:
 
 
 def target_gap(tokens: np.ndarray, real: dict, part: dict) -> float:
-    """Summed absolute gap of the ``SONG_TARGETS`` between ``tokens`` and the real bass ``real``."""
+    """``dnb.metrics.song_target_gap`` of ``tokens`` against the real bass ``real`` (its ``song_stats``)."""
     mine = M.song_stats(tokens, part["previous_row"].numpy(), part["song"].numpy())
-    gap = 0.0
-    for name in SONG_TARGETS:
-        statistic = SONG_METRICS[name].statistic
-        gap += abs(float(statistic(mine[name][0].sum(0))) - float(statistic(real[name][0].sum(0))))
-    return gap
+
+    def values(stats: dict) -> dict[str, float]:
+        return {name: float(SONG_METRICS[name].statistic(stats[name][0].sum(0))) for name in SONG_TARGETS}
+
+    return M.song_target_gap(values(mine), values(real))
 
 
 def temperature_grid(params: dict) -> list[Temperature]:

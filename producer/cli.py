@@ -28,6 +28,10 @@ def parser() -> argparse.ArgumentParser:
                      help="a separate temperature for WHICH pitch a note takes (--temperature then decides only "
                           "whether a note starts): e.g. --temperature 1 --pitch-temperature 0.4 keeps a riff's "
                           "notes while its rhythm still varies (the paper's split temperature)")
+    gen.add_argument("--top-p", type=float, default=1.0, metavar="P",
+                     help="top-p (nucleus) sampling: each step draws only from the likeliest tokens whose "
+                          "probabilities sum to P (1: no cut); e.g. --top-p 0.93 keeps a repeated riff exact "
+                          "(the paper's whole-song decoding)")
     gen.add_argument("--mbr", type=int, default=0, metavar="N",
                      help="draw N candidates per window and keep the most typical one (highest mean BLEU-4 "
                           "against the others, as the paper's BLEU-4 MBR); with context window by window, the "

@@ -1,7 +1,7 @@
 """`dnb generate`: write a bass line for any drum MIDI file with a trained model.
 
     dnb generate DRUMS.mid --model transformer [--samples K | --mbr N] [--no-context]
-                 [--temperature T [--pitch-temperature P]] [--key Am] [--chords "Am F C G"] [--style funk]
+                 [--temperature T [--pitch-temperature P]] [--top-p P] [--key Am] [--chords "Am F C G"] [--style funk]
                  [--program 33] [--velocity rule|fixed]
                  [--humanize MS] [--out OUT.mid] [--wav OUT.wav] [--seed S]
 
@@ -347,6 +347,7 @@ class Settings:
     samples: int = 1
     temperature: float = 1.0
     pitch_temperature: float | None = None  # None: one temperature (``models.base.tempered_logits``)
+    top_p: float = 1.0  # < 1: nucleus sampling (``models.base.Nucleus``)
     mbr: int = 0
     key: str | None = None
     chords: str | None = None
@@ -361,10 +362,15 @@ class Settings:
 
 
 def decoding(settings: Settings) -> Temperature:
-    """The temperature ``models.base.sample_song`` takes: one number, or (rhythm, pitch)."""
+    """The temperature ``models.base.sample_song`` takes: one number, or (rhythm, pitch), either
+    with a top-p cut below 1."""
+    from models.base import Nucleus
+
     if settings.pitch_temperature is None:
-        return settings.temperature
-    return (settings.temperature, settings.pitch_temperature)
+        temperature = settings.temperature
+    else:
+        temperature = (settings.temperature, settings.pitch_temperature)
+    return temperature if settings.top_p == 1 else Nucleus(temperature, settings.top_p)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -383,6 +389,8 @@ def check(settings: Settings) -> int | None:
         raise CliError("--humanize must be 0..100 ms")
     if settings.pitch_temperature is not None and not (settings.pitch_temperature > 0 and settings.temperature > 0):
         raise CliError("--pitch-temperature needs a value > 0 and --temperature > 0 (a split temperature samples)")
+    if not (0 < settings.top_p <= 1 and (settings.top_p == 1 or settings.temperature > 0)):
+        raise CliError("--top-p needs 0 < P <= 1, and --temperature > 0 below 1 (top-p samples)")
     return parse_key(settings.key) if settings.key else None
 
 

@@ -15,7 +15,7 @@ Routes (JSON unless said)::
     GET  /api/options          models (trained checkpoints found + baselines), loops, keys, limits, audio
     POST /api/upload           body: a MIDI file (header X-Filename) -> the song: drums, bars, default key / chords
     GET  /api/loops/<n>        a Groove MIDI loop as a song
-    POST /api/generate         {song, model, key, chords, chords_per_bar, temperature, variations, seed,
+    POST /api/generate         {song, model, key, chords, chords_per_bar, temperature, top_p, variations, seed,
                                 context, velocity, humanize} -> {job}; context (default true): each window
                                 follows the line written for the one before (``producer.generate``)
     GET  /api/jobs/<id>        state, status sentence, progress, then per variation: bass notes, midi, audio

@@ -11,7 +11,7 @@ from dnb import representation as rep
 from dnb.data import iterate_batches, synthetic_split
 from dnb.schema import RECALL_WINDOWS, DataInfo, context_arrays, previous_rows, recall_rows
 from models.base import sample_song
-from pipeline.songs import song_windows
+from pipeline.songs import pick_temperature, song_windows
 
 INFO = DataInfo(n_styles=3)
 SMALL = {"hidden": 32, "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "latent": 4, "cond_dim": 16}
@@ -122,6 +122,35 @@ def test_song_stats_by_hand():
     assert distinct.tolist() == [[2.0, 3.0], [2.0, 2.0]] and songs.tolist() == [0, 1]
     bleu = M.SONG_METRICS["consecutive_bleu4"].statistic(stats["consecutive_bleu4"][0][:1].sum(0))
     assert bleu == pytest.approx(1.0)  # window 1 against window 0: identical
+
+
+def test_a_decoding_is_as_far_from_the_real_bass_as_its_worst_target():
+    """``song_target_gap``: each gap over its tolerance (0.10, 0.10, 0.15), the worst counts; the songs
+    stage and the paper's "closest context model" both use it."""
+    real = {"identical_line_rate": 0.14, "identical_rhythm_rate": 0.40, "distinct_line_rate": 0.63}
+    close = {"identical_line_rate": 0.12, "identical_rhythm_rate": 0.50, "distinct_line_rate": 0.76}
+    assert M.song_target_gap(close, real) == pytest.approx(1.0)  # rhythm 0.10 / 0.10; distinct 0.13 / 0.15
+    # a smaller summed gap (0.25 against 0.33) with one target far out: farther
+    lopsided = {"identical_line_rate": 0.16, "identical_rhythm_rate": 0.60, "distinct_line_rate": 0.66}
+    assert M.song_target_gap(lopsided, real) == pytest.approx(2.0)
+    assert M.song_target_gap(real, real) == 0.0
+
+
+def test_the_songs_stage_picks_the_decoding_closest_on_validation():
+    """``pick_temperature`` on a toy song: the real bass repeats its line in every window, so greedy decoding
+    of the bigram (one line per drum pattern, the same drums throughout) matches it and wins over T 1."""
+    split = synthetic_split(8, 0)
+    split["drums"] = split["drums"][:1].expand(8, -1, -1).clone()
+    split["position"], split["song"] = torch.arange(8), torch.zeros(8, dtype=torch.long)
+    split["has_prev"] = torch.tensor([0, 1, 1, 1, 1, 1, 1, 1])
+    part = song_windows(split, 0, 0, 0)
+    rule = models.build("bigram", {}, INFO).fit(synthetic_split(64, 0))
+    part["tokens"] = rule.sample(part, 1, temperature=0.0)[:, 0]
+    real = M.song_stats(part["tokens"].numpy(), part["previous_row"].numpy(), part["song"].numpy())
+    params = {"temperatures": [1.0, 0.0], "seed": 0}
+    best, gaps, lines = pick_temperature(rule, part, real, params, "cpu")
+    assert best == 0.0 and gaps["0"] == 0.0 and gaps["1"] > 0
+    assert np.array_equal(lines, part["tokens"].numpy())
 
 
 def test_song_windows_chain_only_contiguous_kept_windows():

@@ -17,6 +17,7 @@ from dnb.data import synthetic_split
 from dnb.schema import DataInfo
 from dnb.tensors import write_split
 from models import build
+from models.base import Nucleus
 from models.checkpoint import save_checkpoint
 from producer import cli
 from producer import generate as generation
@@ -180,6 +181,27 @@ def test_pitch_temperature_keeps_the_notes_while_the_rhythm_varies(setup, tmp_pa
     assert split_rhythms == 4 and warm_rhythms == 4  # every variation its own rhythm
     assert cli.main(base + ["--pitch-temperature", "0", "--out", str(tmp_path / "x.mid")]) == 2
     assert "--pitch-temperature needs a value > 0" in capsys.readouterr().err
+
+
+def test_top_p_reaches_the_model_and_a_bad_value_is_one_line(setup, tmp_path, capsys):
+    """--top-p 0.01 keeps only the likeliest token at every step: four variations are then one line,
+    the greedy line (--temperature 0); at the default top-p 1 they differ."""
+    base = ["generate", str(setup / "drums.mid"), "--model", "ffnn", "--style", "rock", "--key", "Am", "--seed", "2",
+            "--checkpoint-dir", str(setup / "checkpoints")]
+
+    def lines(stem: str, count: int) -> set:
+        names = [f"{stem}-{i}.mid" for i in range(1, count + 1)] if count > 1 else [f"{stem}.mid"]
+        return {tuple(notes_of(pretty_midi.PrettyMIDI(str(tmp_path / n)), drum=False)) for n in names}
+
+    assert cli.main(base + ["--samples", "4", "--top-p", "0.01", "--out", str(tmp_path / "cut.mid")]) == 0
+    assert cli.main(base + ["--temperature", "0", "--out", str(tmp_path / "greedy.mid")]) == 0
+    assert cli.main(base + ["--samples", "4", "--out", str(tmp_path / "warm.mid")]) == 0
+    assert lines("cut", 4) == lines("greedy", 1) and len(lines("warm", 4)) == 4
+    for bad in (["--top-p", "0"], ["--top-p", "1.5"], ["--top-p", "0.9", "--temperature", "0"]):
+        assert cli.main(base + bad + ["--out", str(tmp_path / "x.mid")]) == 2
+        assert "--top-p needs 0 < P <= 1" in capsys.readouterr().err
+    assert generation.decoding(generation.Settings("ffnn", top_p=0.9)) == Nucleus(1.0, 0.9)
+    assert generation.decoding(generation.Settings("ffnn", pitch_temperature=0.5)) == (1.0, 0.5)
 
 
 def test_parse_key():

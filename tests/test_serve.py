@@ -161,11 +161,11 @@ def test_the_page_and_dnb_generate_write_the_same_bass(server, tmp_path, capsys)
     drum_file(tmp_path / "song.mid", piano=True)
     _, song, _ = upload(server, (tmp_path / "song.mid").read_bytes(), "song.mid")
     form = {"song": song["song"], "model": "bigram", "variations": 2, "seed": 5, "humanize": 6, "temperature": 1.3,
-            "chords": song["chords"]}
+            "top_p": 0.9, "chords": song["chords"]}
     _, job, _ = request(server["url"] + "/api/generate", json.dumps(form).encode())
     job = wait_job(server, job["id"])
     args = ["generate", str(tmp_path / "song.mid"), "--model", "bigram", "--samples", "2", "--seed", "5",
-            "--humanize", "6", "--temperature", "1.3", "--tensors", str(server["root"] / "tensors"),
+            "--humanize", "6", "--temperature", "1.3", "--top-p", "0.9", "--tensors", str(server["root"] / "tensors"),
             "--classifier", str(server["root"] / "no_classifier.npz"), "--out", str(tmp_path / "cli.mid")]
     assert cli.main(args) == 0
     assert job["variations"][0]["notes"] != job["variations"][1]["notes"]
@@ -206,6 +206,7 @@ def test_no_drums_no_four_four_and_bad_settings(server, tmp_path):
     _, song, _ = upload(server, (tmp_path / "d.mid").read_bytes())
     for form, message in [({"model": "wavenet"}, "Unknown model 'wavenet'."),
                           ({"model": "knn", "variations": 9}, "Variations must be between 1 and 8."),
+                          ({"model": "knn", "top_p": 0}, "Top-p must be between 0.05 and 1.0."),
                           ({"model": "knn", "chords": "Am H7"}, "Chords: "),
                           ({"model": "knn", "key": "H dorian"}, "Cannot parse key 'H dorian'")]:
         status, body, _ = request(server["url"] + "/api/generate", json.dumps({"song": song["song"], **form}).encode())

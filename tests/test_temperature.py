@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from dnb import representation as rep
 from models.autoregressive import sample_loop
-from models.base import is_greedy, parse_temperature, temperature_label, tempered_logits
+from models.base import Nucleus, is_greedy, parse_temperature, temperature_label, tempered_logits
 from pipeline.report.prose import decoding_words
 from pipeline.songs import temperature_grid
 
@@ -75,3 +75,65 @@ def test_a_bad_song_temperature_grid_is_one_line():
         temperature_grid({"temperatures": ["warm"]})
     with pytest.raises(SystemExit, match="at least one"):
         temperature_grid({"temperatures": []})
+
+
+def test_top_p_keeps_the_smallest_likeliest_set_reaching_p():
+    # rest 0.5, sustain 0.3, two pitches 0.15 / 0.05: top-p 0.8 keeps rest and sustain (0.5 + 0.3 reaches
+    # 0.8), top-p 0.81 also the likelier pitch; the kept tokens keep their odds
+    logits = logits_of(0.5, 0.3, [0.15, 0.05]).float()
+    probs = F.softmax(tempered_logits(logits, parse_temperature({"temperature": 1, "top_p": 0.8})), -1)[0]
+    assert probs[rep.REST].item() == pytest.approx(0.5 / 0.8, abs=1e-5)
+    assert probs[rep.SUSTAIN].item() == pytest.approx(0.3 / 0.8, abs=1e-5)
+    assert probs[rep.ONSET_OFFSET :].sum().item() == 0.0
+    wider = F.softmax(tempered_logits(logits, parse_temperature({"temperature": 1, "top_p": 0.81})), -1)[0]
+    assert wider[rep.ONSET_OFFSET].item() == pytest.approx(0.15 / 0.95, abs=1e-5)
+    assert wider[rep.ONSET_OFFSET + 1].item() == 0.0
+    tiny = F.softmax(tempered_logits(logits, Nucleus(1.0, 0.01)), -1)[0]
+    assert tiny[rep.REST].item() == 1.0  # the likeliest token always stays
+
+
+def test_top_p_cuts_after_the_temperature():
+    logits = logits_of(0.5, 0.3, [0.15, 0.05]).float()
+    # at T 0.5 the odds are squared: rest 0.25 / (0.25 + 0.09 + 0.0225 + 0.0025) = 0.685, so top-p 0.68 keeps
+    # rest alone (at T 1 it would keep sustain too)
+    probs = F.softmax(tempered_logits(logits, Nucleus(0.5, 0.68)), -1)[0]
+    assert probs[rep.REST].item() == 1.0
+    split = F.softmax(tempered_logits(logits, Nucleus((1.0, 0.5), 0.95)), -1)[0]
+    unsplit = F.softmax(tempered_logits(logits, (1.0, 0.5)), -1)[0]
+    kept = split > 0
+    assert torch.allclose(split[kept], unsplit[kept] / unsplit[kept].sum(), atol=1e-6)
+    assert not kept.all()
+
+
+def test_top_p_entries_as_params_write_them():
+    assert parse_temperature({"temperature": 1.0, "top_p": 0.9}) == Nucleus(1.0, 0.9)
+    assert parse_temperature({"temperature": [1, 0.8], "top_p": 0.93}) == Nucleus((1.0, 0.8), 0.93)
+    assert parse_temperature({"temperature": 0.8, "top_p": 1}) == 0.8  # no cut: the plain temperature
+    assert temperature_label(Nucleus((1.0, 0.8), 0.93)) == "1/0.8 top-p 0.93"
+    assert not is_greedy(Nucleus(1.0, 0.9))
+    assert decoding_words("1 top-p 0.9") == "at temperature 1 with top-p 0.9 sampling"
+    split = "at temperature 1 for rhythm and 0.8 for pitch with top-p 0.93 sampling"
+    assert decoding_words("1/0.8 top-p 0.93") == split
+    for bad in ({"temperature": 0, "top_p": 0.9}, {"temperature": 1, "top_p": 0}, {"temperature": 1, "top_p": 1.5},
+                {"temperature": 1}, {"temperature": 1, "top_p": 0.9, "seed": 3}):
+        with pytest.raises(ValueError):
+            parse_temperature(bad)
+    with pytest.raises(SystemExit, match="songs.temperatures: a top-p entry needs"):
+        temperature_grid({"temperatures": [0.8, {"temperature": 1, "top_p": 2}]})
+
+
+def test_top_p_sampling_repeats_a_confident_line_exactly():
+    """A model 97% sure of every token: at T 1 a 64-step line is copied whole in ~0.97**64 = 14% of draws,
+    with top-p 0.95 in all of them."""
+    probs = torch.full((rep.VOCAB_SIZE,), 0.03 / (rep.VOCAB_SIZE - 1))
+    probs[rep.REST] = 0.97
+    logits = torch.log(probs)[None]
+
+    def step(state, prev, t):
+        return logits.expand(len(prev), -1), state
+
+    state = {"x": torch.zeros(2000, 1)}
+    plain = sample_loop(step, state, 2000, 1.0, torch.Generator().manual_seed(0))
+    cut = sample_loop(step, state, 2000, Nucleus(1.0, 0.95), torch.Generator().manual_seed(0))
+    assert (plain == rep.REST).all(1).float().mean().item() == pytest.approx(0.97**64, abs=0.03)
+    assert (cut == rep.REST).all().item()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dnb.metrics import METRICS, SONG_METRICS, SONG_TARGETS
+from dnb.metrics import METRICS, SONG_METRICS, SONG_TARGETS, song_target_gap
 from pipeline.report.latex import entry, latex_escape
 from pipeline.report.names import ABLATION_PROSE, CORPUS_TEXT, display
 
@@ -234,16 +234,16 @@ def evaluation_sentence(results: dict, stats: dict) -> str:
 
 
 def best_song_system(songs: dict) -> str | None:
-    """The context-taking system whose song statistics are closest to the real bass's (sum of
-    absolute gaps over ``SONG_TARGETS``); baselines are not candidates."""
+    """The context-taking system whose song statistics are closest to the real bass's
+    (``dnb.metrics.song_target_gap``, as ``songs`` picks decodings); baselines are not candidates."""
     real = (songs.get("real") or {}).get("metrics")
     gaps = {}
     for stem, data in songs.items():
         if stem == "real" or data.get("kind") == "baseline" or not data.get("takes_previous"):
             continue
-        values = [(entry(data.get("metrics"), m), entry(real, m)) for m in SONG_TARGETS]
-        if all(a and b for a, b in values):
-            gaps[stem] = sum(abs(a["value"] - b["value"]) for a, b in values)
+        mine, ref = ({m: entry(metrics, m) for m in SONG_TARGETS} for metrics in (data.get("metrics"), real))
+        if all(mine.values()) and all(ref.values()):
+            gaps[stem] = song_target_gap(*({m: e["value"] for m, e in d.items()} for d in (mine, ref)))
     return min(gaps, key=gaps.get) if gaps else None
 
 
@@ -278,11 +278,15 @@ def song_sentence(songs: dict) -> str:
 
 
 def decoding_words(temperature) -> str:
-    """``at temperature 0.8``, or ``at temperature 1 for rhythm and 0.4 for pitch`` for a split
-    one (``songs`` writes its label ``1/0.4``); empty when there is none."""
+    """``at temperature 0.8``, ``at temperature 1 for rhythm and 0.4 for pitch`` for a split one
+    (``songs`` writes its label ``1/0.4``), ``at temperature 1 with top-p 0.9 sampling`` (label
+    ``1 top-p 0.9``); empty when there is none."""
     if temperature is None:
         return ""
     label = f"{temperature:g}" if isinstance(temperature, (int, float)) else str(temperature)
+    if " top-p " in label:  # ``1 top-p 0.9`` (models.base.temperature_label)
+        inner, top_p = label.split(" top-p ")
+        return f"{decoding_words(inner)} with top-p {top_p} sampling"
     if "/" in label:
         rhythm, pitch = label.split("/")
         return f"at temperature {rhythm} for rhythm and {pitch} for pitch"

@@ -120,6 +120,7 @@ function form() {
   return {
     song: bench.song.song, model: $("model").value, key: $("key").value, chords: $("chords").value,
     chords_per_bar: Number($("chords-per-bar").value), temperature: Number($("temperature").value),
+    top_p: Number($("top-p").value),
     variations: Number($("variations").value), seed: Number($("seed").value), context: $("context").checked,
     velocity: $("velocity").value, humanize: Number($("humanize").value),
   };
