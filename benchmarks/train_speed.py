@@ -405,6 +405,12 @@ def _fmt(value: float, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def _percent(share: float) -> str:
+    """A share of the peak as a percentage: whole numbers from 10% (100%, not 1e+02%), two digits below."""
+    value = 100 * share
+    return "n/a" if math.isnan(value) else _fmt(value, ".0f" if value >= 10 else ".2g") + "%"
+
+
 def _count(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
 
@@ -434,9 +440,9 @@ def table(rows: list[dict], threads: tuple[int, ...] = (1, 2), bf16: bool = Fals
         cells += [_fmt(r[f"pairs_s_{t}"], ".0f") for t in threads] + ([_fmt(r.get(dp), ".0f")] if has_dp else [])
         cells += [_fmt(r[f"pairs_s_{t}"] / r[f"pairs_s_{t0}"], ".2f") for t in threads[1:]]
         cells += [_fmt(r.get(dp, math.nan) / r[f"pairs_s_{t0}"], ".2f")] if has_dp else []
-        cells += [_fmt(100 * r[f"peak_{t}"], ".2g") + "%" for t in threads]
+        cells += [_percent(r[f"peak_{t}"]) for t in threads]
         if has_dp:  # two ranks share the two cores: the 2-thread peak is theirs
-            cells += [_fmt(100 * r.get(dp, math.nan) * r["flops_per_pair"] / r["peak_dp"], ".2g") + "%"]
+            cells += [_percent(r.get(dp, math.nan) * r["flops_per_pair"] / r["peak_dp"])]
         cells += [_setup(r["setup"]) if r["configured"] else "-", _fmt(epoch, ".3g"),
                   _fmt(budget, ".2g") if r["configured"] else "-"]
         cells += [_fmt(r[f"bf16_{t}"], ".2f") for t in threads] if bf16 else []
