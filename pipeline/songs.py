@@ -111,14 +111,10 @@ def song_metrics(tokens: np.ndarray, part: dict, params: dict) -> dict:
     return out
 
 
-def target_gap(tokens: np.ndarray, real: dict, part: dict) -> float:
-    """``dnb.metrics.song_target_gap`` of ``tokens`` against the real bass ``real`` (its ``song_stats``)."""
-    mine = M.song_stats(tokens, part["previous_row"].numpy(), part["song"].numpy())
-
-    def values(stats: dict) -> dict[str, float]:
-        return {name: float(SONG_METRICS[name].statistic(stats[name][0].sum(0))) for name in SONG_TARGETS}
-
-    return M.song_target_gap(values(mine), values(real))
+def target_values(tokens: np.ndarray, part: dict) -> dict[str, float]:
+    """{``SONG_TARGETS`` name: value} of the lines ``tokens`` of the songs of ``part``."""
+    stats = M.song_stats(tokens, part["previous_row"].numpy(), part["song"].numpy())
+    return {name: float(SONG_METRICS[name].statistic(stats[name][0].sum(0))) for name in SONG_TARGETS}
 
 
 def temperature_grid(params: dict) -> list[Temperature]:
@@ -132,19 +128,24 @@ def temperature_grid(params: dict) -> list[Temperature]:
     return grid
 
 
-def pick_temperature(gen, part: dict, real: dict, params: dict, device) -> tuple[Temperature, dict, np.ndarray]:
-    """(temperature, {temperature label: validation gap}, validation lines at it): the decoding
-    of ``params["temperatures"]`` whose validation songs come closest to the real bass's
-    (``real``: its ``song_stats`` on ``part``); ties go to the earlier entry."""
+def pick_temperature(gen, part: dict, real: dict[str, float], params: dict,
+                     device) -> tuple[Temperature, dict, dict, np.ndarray]:
+    """(temperature, {temperature label: validation gap}, {label: its ``target_values``}, validation
+    lines at it): the decoding of ``params["temperatures"]`` whose validation songs come closest to the
+    real bass's (``real``: its ``target_values`` on ``part``; ``dnb.metrics.song_target_gap``); ties go
+    to the earlier entry."""
     temperatures = temperature_grid(params)
     if gen.deterministic:
         temperatures = temperatures[:1]
-    lines, gaps = {}, {}
+    lines, values, gaps = {}, {}, {}
     for t in temperatures:
         lines[t] = free_run(gen, part, params, device, t)
-        gaps[t] = target_gap(lines[t], real, part)
+        values[t] = target_values(lines[t], part)
+        gaps[t] = M.song_target_gap(values[t], real)
     best = min(temperatures, key=lambda t: (gaps[t], temperatures.index(t)))
-    return best, {temperature_label(t): round(g, 4) for t, g in gaps.items()}, lines[best]
+    labels = {t: temperature_label(t) for t in temperatures}
+    return (best, {labels[t]: round(g, 4) for t, g in gaps.items()},
+            {labels[t]: {k: round(v, 4) for k, v in values[t].items()} for t in temperatures}, lines[best])
 
 
 def critic_lines(tokens: np.ndarray, part: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -202,9 +203,10 @@ def main() -> None:
     print(f"songs: {len(test['song'])} test windows of {len(np.unique(test['song'].numpy()))} songs, "
           f"{int((test['previous_row'] >= 0).sum())} with the window before them")
     val = parts["val"]
-    real_val = M.song_stats(val["tokens"].numpy().astype(np.int64), val["previous_row"].numpy(), val["song"].numpy())
+    real_val = target_values(val["tokens"].numpy().astype(np.int64), val)
     real_lines = {split: critic_lines(part["tokens"].numpy().astype(np.int64), part) for split, part in parts.items()}
     reports = {"real": {"name": "real", "kind": "reference", "status": "ok",
+                        "validation_targets": {k: round(v, 4) for k, v in real_val.items()},
                         "metrics": song_metrics(test["tokens"].numpy().astype(np.int64), test, params)
                         | {"critic_accuracy": None}}}
     for name in SONG_PAIR_METRICS:  # the real bass against itself is perfect by definition: not a result
@@ -219,10 +221,10 @@ def main() -> None:
                 raise FileNotFoundError(f"missing checkpoint {path}")
             else:
                 gen = load_trained(path).to(device)
-            temperature, gaps, val_lines = pick_temperature(gen, parts["val"], real_val, params, device)
+            temperature, gaps, val_values, val_lines = pick_temperature(gen, parts["val"], real_val, params, device)
             lines = {"val": val_lines, "test": free_run(gen, test, params, device, temperature)}
             report |= {"takes_previous": bool(gen.takes_previous), "temperature": temperature_label(temperature),
-                       "validation_gaps": gaps}
+                       "validation_gaps": gaps, "validation_targets": val_values}
             report["metrics"] = song_metrics(lines["test"], test, params)
             fake = {split: critic_lines(lines[split], part) for split, part in parts.items()}
             report["metrics"]["critic_accuracy"] = critic_accuracy(fake, real_lines, params)

@@ -11,7 +11,7 @@ from dnb import representation as rep
 from dnb.data import iterate_batches, synthetic_split
 from dnb.schema import RECALL_WINDOWS, DataInfo, context_arrays, previous_rows, recall_rows
 from models.base import sample_song
-from pipeline.songs import pick_temperature, song_windows
+from pipeline.songs import pick_temperature, song_windows, target_values
 
 INFO = DataInfo(n_styles=3)
 SMALL = {"hidden": 32, "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "latent": 4, "cond_dim": 16}
@@ -146,10 +146,12 @@ def test_the_songs_stage_picks_the_decoding_closest_on_validation():
     part = song_windows(split, 0, 0, 0)
     rule = models.build("bigram", {}, INFO).fit(synthetic_split(64, 0))
     part["tokens"] = rule.sample(part, 1, temperature=0.0)[:, 0]
-    real = M.song_stats(part["tokens"].numpy(), part["previous_row"].numpy(), part["song"].numpy())
+    real = target_values(part["tokens"].numpy(), part)
+    assert real == {"identical_line_rate": 1.0, "identical_rhythm_rate": 1.0, "distinct_line_rate": 1 / 8}
     params = {"temperatures": [1.0, 0.0], "seed": 0}
-    best, gaps, lines = pick_temperature(rule, part, real, params, "cpu")
+    best, gaps, values, lines = pick_temperature(rule, part, real, params, "cpu")
     assert best == 0.0 and gaps["0"] == 0.0 and gaps["1"] > 0
+    assert values["0"] == real and gaps["1"] == pytest.approx(M.song_target_gap(values["1"], real), abs=1e-4)
     assert np.array_equal(lines, part["tokens"].numpy())
 
 
