@@ -44,6 +44,11 @@ class Nucleus:
 Temperature = float | tuple[float, float] | Nucleus  # one T, (T_rhythm, T_pitch) (see tempered_logits), or top-p
 
 
+def with_top_p(temperature: float | tuple[float, float], top_p: float) -> Temperature:
+    """``temperature`` cut at ``top_p``: a ``Nucleus`` below 1, the plain temperature at 1 (no cut)."""
+    return temperature if top_p == 1 else Nucleus(temperature, top_p)
+
+
 def parse_temperature(value) -> Temperature:
     """A temperature as params write it: a number, a pair ``[T_rhythm, T_pitch]``, or
     ``{temperature: T or [T_rhythm, T_pitch], top_p: p}`` (0 < p <= 1; 1 is no cut)."""
@@ -53,7 +58,7 @@ def parse_temperature(value) -> Temperature:
         inner, top_p = parse_temperature(value["temperature"]), float(value["top_p"])
         if isinstance(inner, Nucleus) or is_greedy(inner) or not 0 < top_p <= 1:
             raise ValueError(f"a top-p entry needs a temperature > 0 and 0 < top_p <= 1, got {value}")
-        return inner if top_p == 1 else Nucleus(inner, top_p)
+        return with_top_p(inner, top_p)
     if isinstance(value, (list, tuple)):
         rhythm, pitch = (float(x) for x in value)
         if rhythm <= 0 or pitch <= 0:

@@ -117,6 +117,11 @@ def target_values(tokens: np.ndarray, part: dict) -> dict[str, float]:
     return {name: float(SONG_METRICS[name].statistic(stats[name][0].sum(0))) for name in SONG_TARGETS}
 
 
+def rounded(values: dict[str, float]) -> dict[str, float]:
+    """``values`` as the reports write them (4 decimals); choices are made on the unrounded ones."""
+    return {name: round(value, 4) for name, value in values.items()}
+
+
 def temperature_grid(params: dict) -> list[Temperature]:
     """``params["temperatures"]`` parsed; a bad entry is one ``SystemExit`` line."""
     try:
@@ -144,8 +149,8 @@ def pick_temperature(gen, part: dict, real: dict[str, float], params: dict,
         gaps[t] = M.song_target_gap(values[t], real)
     best = min(temperatures, key=lambda t: (gaps[t], temperatures.index(t)))
     labels = {t: temperature_label(t) for t in temperatures}
-    return (best, {labels[t]: round(g, 4) for t, g in gaps.items()},
-            {labels[t]: {k: round(v, 4) for k, v in values[t].items()} for t in temperatures}, lines[best])
+    return (best, rounded({labels[t]: g for t, g in gaps.items()}),
+            {labels[t]: rounded(values[t]) for t in temperatures}, lines[best])
 
 
 def critic_lines(tokens: np.ndarray, part: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +211,7 @@ def main() -> None:
     real_val = target_values(val["tokens"].numpy().astype(np.int64), val)
     real_lines = {split: critic_lines(part["tokens"].numpy().astype(np.int64), part) for split, part in parts.items()}
     reports = {"real": {"name": "real", "kind": "reference", "status": "ok",
-                        "validation_targets": {k: round(v, 4) for k, v in real_val.items()},
+                        "validation_targets": rounded(real_val),
                         "metrics": song_metrics(test["tokens"].numpy().astype(np.int64), test, params)
                         | {"critic_accuracy": None}}}
     for name in SONG_PAIR_METRICS:  # the real bass against itself is perfect by definition: not a result

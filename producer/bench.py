@@ -352,16 +352,14 @@ def settings_from_form(form: dict, known: dict[str, dict]) -> gen.Settings:
     if not known[model]["available"]:
         raise BenchError(400, f"Model {model} is not available here: {known[model]['note']}.")
 
-    def label(name: str) -> str:  # in an error sentence: top_p -> Top-p, chords_per_bar -> Chords per bar
-        return {"top_p": "Top-p"}.get(name, name.replace("_", " ").capitalize())
-
-    def number(name, kind, lo, hi, default):
+    def number(name, kind, lo, hi, default, label=None):  # label: the field in an error sentence
+        label = label or name.replace("_", " ").capitalize()
         try:
             value = kind(form.get(name, default))
         except (TypeError, ValueError):
-            raise BenchError(400, f"{label(name)} must be a number.") from None
+            raise BenchError(400, f"{label} must be a number.") from None
         if not lo <= value <= hi:
-            raise BenchError(400, f"{label(name)} must be between {lo} and {hi}.")
+            raise BenchError(400, f"{label} must be between {lo} and {hi}.")
         return value
 
     def flag(name, default):
@@ -377,7 +375,7 @@ def settings_from_form(form: dict, known: dict[str, dict]) -> gen.Settings:
         model=model,
         samples=number("variations", int, 1, MAX_VARIATIONS, 1),
         temperature=number("temperature", float, 0.05, 3.0, 1.0),
-        top_p=number("top_p", float, 0.05, 1.0, 1.0),
+        top_p=number("top_p", float, 0.05, 1.0, 1.0, "Top-p"),
         key=str(form.get("key") or "").strip() or None,
         chords=str(form.get("chords") or "").strip() or None,
         chords_per_bar=number("chords_per_bar", int, 1, 2, 1),

@@ -364,13 +364,11 @@ class Settings:
 def decoding(settings: Settings) -> Temperature:
     """The temperature ``models.base.sample_song`` takes: one number, or (rhythm, pitch), either
     with a top-p cut below 1."""
-    from models.base import Nucleus
+    from models.base import with_top_p
 
     if settings.pitch_temperature is None:
-        temperature = settings.temperature
-    else:
-        temperature = (settings.temperature, settings.pitch_temperature)
-    return temperature if settings.top_p == 1 else Nucleus(temperature, settings.top_p)
+        return with_top_p(settings.temperature, settings.top_p)
+    return with_top_p((settings.temperature, settings.pitch_temperature), settings.top_p)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:

@@ -236,14 +236,18 @@ def evaluation_sentence(results: dict, stats: dict) -> str:
 def best_song_system(songs: dict) -> str | None:
     """The context-taking system whose song statistics are closest to the real bass's
     (``dnb.metrics.song_target_gap``, as ``songs`` picks decodings); baselines are not candidates."""
-    real = (songs.get("real") or {}).get("metrics")
+
+    def targets(metrics: dict | None) -> dict[str, float]:
+        return {m: e["value"] for m in SONG_TARGETS if (e := entry(metrics, m))}
+
+    real = targets((songs.get("real") or {}).get("metrics"))
     gaps = {}
     for stem, data in songs.items():
         if stem == "real" or data.get("kind") == "baseline" or not data.get("takes_previous"):
             continue
-        mine, ref = ({m: entry(metrics, m) for m in SONG_TARGETS} for metrics in (data.get("metrics"), real))
-        if all(mine.values()) and all(ref.values()):
-            gaps[stem] = song_target_gap(*({m: e["value"] for m, e in d.items()} for d in (mine, ref)))
+        mine = targets(data.get("metrics"))
+        if len(mine) == len(real) == len(SONG_TARGETS):
+            gaps[stem] = song_target_gap(mine, real)
     return min(gaps, key=gaps.get) if gaps else None
 
 
