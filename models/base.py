@@ -258,6 +258,14 @@ def keep_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | Non
     return draws >= _dropped_draws(p)
 
 
+def keep_factor(shape: tuple[int, ...], p: float, dtype: torch.dtype, generator: torch.Generator | None = None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """``keep_mask`` as 0/1 in ``dtype``, the factor a dropout multiplies by. Cast through its uint8
+    view (the same bytes): torch's CPU cast from bool takes a slow path, ~9x slower than from uint8
+    (0.53 against 0.06 ms for the transformer's [32, 4, 64, 64] attention weights)."""
+    return keep_mask(shape, p, generator, device).view(torch.uint8).to(dtype)
+
+
 def _dropped_draws(p: float) -> int:
     """How many of the 2**15 draw values drop an element: p rounded to the draws' resolution."""
     return round(p * 2**KEEP_BITS)
@@ -279,7 +287,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True, kernel: str = "fas
         return x * 0.0
     if generator is None and (kernel == "torch" or x.device.type != "cpu"):
         return F.dropout(x, p, training=True)
-    return x * (keep_mask(x.shape, p, generator, x.device).to(x.dtype) * keep_scale(p))
+    return x * (keep_factor(x.shape, p, x.dtype, generator, x.device) * keep_scale(p))
 
 
 class Dropout(nn.Dropout):

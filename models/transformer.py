@@ -24,7 +24,7 @@ from torch import nn
 from dnb import representation as rep
 from dnb.schema import DataInfo
 from models.autoregressive import Autoregressive, State, shift_right
-from models.base import Dropout, keep_mask, keep_scale
+from models.base import Dropout, keep_factor, keep_scale
 from models.conditioning import Conditioning, Previous
 
 ALIGN = 1 + torch.arange(rep.BASS_STEPS) * rep.DRUM_STEPS // rep.BASS_STEPS  # bass step -> memory row (0 = cond)
@@ -40,7 +40,7 @@ def causal_bias(queries: int, keys: int, dtype: torch.dtype = torch.float32) -> 
 
 class Attention(nn.Module):
     """Multi-head attention. Training with attention-weight dropout on the CPU (``dropout_kernel``
-    "fast"), the weights are computed here and dropped with ``models.base.keep_mask``: torch's
+    "fast"), the weights are computed here and dropped with ``models.base.keep_factor``: torch's
     ``scaled_dot_product_attention`` would take its unfused path with torch's slower Bernoulli.
     Otherwise (no dropout, a GPU, or "torch") torch's kernel."""
 
@@ -71,7 +71,7 @@ class Attention(nn.Module):
             weights = scores.softmax(-1)  # fp32 under bf16 autocast
             # the mask as 0/1 in the weights' dtype (exact): a bool factor takes a ~10x slower mixed-dtype
             # multiply, forward and backward; the 1/keep scale goes on the output
-            weights = weights * keep_mask(scores.shape, p).to(weights.dtype)
+            weights = weights * keep_factor(scores.shape, p, weights.dtype)
             y = (weights @ v) * keep_scale(p)
         else:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)

@@ -183,6 +183,18 @@ def test_keep_mask_rate_resolution_and_seed():
     assert torch.equal(a, b)
 
 
+def test_keep_factor_is_the_mask_as_zeros_and_ones_in_each_dtype():
+    from models.base import keep_factor, keep_mask
+
+    gen = torch.Generator()
+    mask = keep_mask((6, 7, 11), 0.3, gen.manual_seed(5))
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        factor = keep_factor((6, 7, 11), 0.3, dtype, gen.manual_seed(5))
+        assert factor.dtype == dtype
+        assert torch.equal(factor, mask.to(dtype))  # the same draws, True -> 1 and False -> 0
+        assert set(factor.unique().tolist()) == {0.0, 1.0}
+
+
 def test_fast_dropout_is_inverted_dropout():
     from models.base import Dropout, dropout, use_dropout_kernel
 
