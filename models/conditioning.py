@@ -100,12 +100,17 @@ class Previous(nn.Module):
     * ``tokens(batch, present) -> [B, 64, dim]``: one embedding per bass token of that window at
       its own step (a learned "none" row where there is no context), so that copying step t
       of that line is a lookup, not a memory feat;
-    * ``drums(batch, present) -> [B, 32, 15]``: its drum grid (zeros without one) and a
-      presence flag, to concatenate with the current drum grid.
+    * ``drums(batch, present) -> [B, 32, 17]``: its drum grid (zeros without one), a
+      presence flag, and how it agrees with the current drum grid: per step, whether the two
+      steps are the same, and per window, the Jaccard overlap of the two onset grids (as
+      ``CopyHead``'s), to concatenate with the current drum grid. The agreement is spelled out
+      because "the drums changed" is the cue to change the line: with the two grids alone the
+      large-corpus recall run repeated its own rhythm across drum changes in 0.43 of validation
+      windows, against the real bass's 0.32.
     """
 
     NONE = rep.VOCAB_SIZE  # embedding row of "no such window"
-    DRUM_FEATURES = rep.DRUM_CLASSES + 1
+    DRUM_FEATURES = rep.DRUM_CLASSES + 3  # grid, presence flag, step agreement, window agreement
 
     def __init__(self, dim: int, context_dropout: float = 0.0, source: str = "previous"):
         super().__init__()
@@ -144,13 +149,13 @@ class Previous(nn.Module):
         return self.tok(tokens)
 
     def drums(self, batch: dict, present: torch.Tensor) -> torch.Tensor:
-        grid = batch[self.source.drums].float() * present[:, None, None]
-        flag = present.float()[:, None, None].expand(-1, grid.shape[1], 1)
-        return torch.cat([grid, flag], -1)
+        grid = batch[self.source.drums].float() * present[:, None, None]  # [B, 32, 14]
+        flag = present.float()[:, None, None].expand(-1, grid.shape[1], 1)  # [B, 32, 1]
+        return torch.cat([grid, flag, *drum_agreement(batch["drums"], grid, flag)], -1)
 
     @staticmethod
     def inputs(past: nn.ModuleDict | None, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(past windows' drums [B, 32, 15 * S], the sum of their aligned tokens [B, 64, dim]) of
+        """(past windows' drums [B, 32, 17 * S], the sum of their aligned tokens [B, 64, dim]) of
         one forward pass (one context-dropout draw per window, shared by its drums and tokens),
         or (None, None) without any past window."""
         if past is None:
@@ -162,6 +167,20 @@ class Previous(nn.Module):
             aligned = part.tokens(batch, present)
             tokens = aligned if tokens is None else tokens + aligned
         return torch.cat(drums, -1), tokens
+
+
+def onset_overlap(now: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """[B] Jaccard overlap of two windows' drum onset grids ([B, 32, 14] each; 0 when both are empty)."""
+    now, before = now > 0, before > 0
+    union = (now | before).flatten(1).sum(1).clamp(min=1)
+    return (now & before).flatten(1).sum(1) / union
+
+
+def drum_agreement(now: torch.Tensor, before: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, 32, 1] the drum step equals the past window's, [B, 32, 1] the windows' ``onset_overlap``
+    repeated over the steps), both 0 where ``present`` ([B, 32, 1]) is 0."""
+    same_step = ((now > 0) == (before > 0)).all(-1, keepdim=True).float() * present
+    return same_step, onset_overlap(now, before)[:, None, None] * present
 
 
 class CopyHead(nn.Module):
@@ -189,12 +208,9 @@ class CopyHead(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         """``[B, 64, 38]`` logits to add to a stepwise model's own."""
         out = 0.0
-        now = batch["drums"].float() > 0
         for label, part in self.past.items():
             present = part.present(batch)
             tokens = torch.where(present[:, None], batch[part.source.tokens].long(), Previous.NONE)
-            before = batch[part.source.drums].float() > 0
-            union = (now | before).flatten(1).sum(1).clamp(min=1)
-            agree = ((now & before).flatten(1).sum(1) / union) * present  # [B]
+            agree = onset_overlap(batch["drums"].float(), batch[part.source.drums].float()) * present  # [B]
             out = out + part.tok(tokens) + agree[:, None, None] * self.agreeing[label](tokens)
         return out

@@ -49,7 +49,7 @@ class Seq2Seq(nn.Module):
         self.head = nn.Linear(2 * hidden + previous, rep.VOCAB_SIZE)
 
     def encode(self, drums: torch.Tensor, cond: torch.Tensor, prev_drums: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, 32, 14] drums + [B, C] cond (+ [B, 32, 15 * S] past drums) -> [B, 32, hidden]."""
+        """[B, 32, 14] drums + [B, C] cond (+ [B, 32, 17 * S] past drums) -> [B, 32, hidden]."""
         parts = [drums, cond.unsqueeze(1).expand(-1, drums.shape[1], -1)]
         x = torch.cat(parts + ([prev_drums] if self.previous else []), dim=-1)
         return self.encoder(x)[0]

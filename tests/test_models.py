@@ -237,3 +237,24 @@ def test_transformer_attention_paths_agree():
     torch.manual_seed(5)
     assert torch.equal(one, attention.attend(x, k, v, causal=True))
     assert not torch.allclose(one, reference)
+
+
+def test_past_window_drums_say_where_and_how_much_they_agree_with_the_current_drums():
+    from models.conditioning import Previous
+
+    now = torch.zeros(3, 32, 14)
+    now[:, ::4, 0] = 1  # kick on every beat
+    now[:, 2::4, 2] = 1  # hats between
+    before = now.clone()
+    before[1, 2::4, 2] = 0  # pair 1: the hats gone (8 of 32 steps differ; 8 of 16 onsets shared)
+    batch = {"drums": now, "prev_drums": before, "has_prev": torch.tensor([1, 1, 0])}
+    part = Previous(8, source="previous")
+    features = part.drums(batch, part.present(batch))  # [3, 32, 17]
+    assert features.shape == (3, 32, Previous.DRUM_FEATURES) == (3, 32, 17)
+    grid, flag, same_step, overlap = features[..., :14], features[..., 14], features[..., 15], features[..., 16]
+    assert torch.equal(grid[:2], before[:2]) and not grid[2].any()
+    assert torch.equal(flag[:, 0], torch.tensor([1.0, 1, 0]))
+    assert same_step[0].all() and overlap[0].eq(1).all()  # identical drums
+    assert same_step[1].sum() == 24 and not same_step[1, 2::4].any()
+    assert overlap[1].eq(0.5).all()  # 8 shared onsets of 16 in either window
+    assert not same_step[2].any() and not overlap[2].any()  # no past window: nothing agrees
