@@ -57,6 +57,7 @@ from dnb.device import device_of, pick_device, to_device
 from dnb.metrics import DIVERSITY, HARMONY, METRICS, MUSICAL
 from dnb.params import load_params, seed_runs
 from models import build
+from models.base import Temperature, parse_temperature, temperature_label
 from models.checkpoint import load_trained
 from pipeline.sampling import load_loops, sample_models
 
@@ -67,10 +68,10 @@ EVALUATION = Path("evaluation")
 
 
 def _sample(gen, test: dict, params: dict, k: int, generator, label: str, want_scores: bool,
-            temperature: float | None = None) -> dict:
+            temperature: Temperature | None = None) -> dict:
     """One pass over ``test`` in mini-batches: k samples per pair at ``temperature`` (default
     ``params["temperature"]``), and (when ``want_scores``) token NLL, roll BCE and polyphony statistics."""
-    temperature = float(params["temperature"]) if temperature is None else float(temperature)
+    temperature = float(params["temperature"]) if temperature is None else temperature
     samples, nll, bce, poly = [], [], [], []
     has_nll = has_probs = want_scores
     size = int(params["batch_size"])
@@ -151,19 +152,23 @@ def note_f1(tokens: np.ndarray, true: np.ndarray) -> float:
     return float(METRICS["onset_pitch_f1"].statistic(M.onset_stats(tokens, true)[:, NOTE_F1].sum(0)))
 
 
-def tune_temperature(gen, val: dict, params: dict, label: str) -> tuple[float, dict]:
-    """(temperature, {temperature: validation note F1}): of ``tuned_temperatures``, the one whose
-    single sample scores the highest onset+pitch F1 on the VALIDATION pairs ``val`` (ties: the
-    higher temperature). A sampler's draw at temperature 1 pays for its variety in note F1; a
-    lower temperature moves it toward the model's most likely line, a decoding rule like MBR
-    that needs one sample instead of 16. The test split never sees the choice being made."""
-    scores = {}
-    for t in [float(x) for x in params["tuned_temperatures"]]:
+def tune_temperature(gen, val: dict, params: dict, label: str) -> tuple[Temperature, dict]:
+    """(temperature, {temperature label: validation note F1}): of ``tuned_temperatures``, the one
+    whose single sample scores the highest onset+pitch F1 on the VALIDATION pairs ``val`` (ties: the
+    earlier entry). A sampler's draw at temperature 1 pays for its variety in note F1; a lower
+    temperature moves it toward the model's most likely line, a decoding rule like MBR that needs
+    one sample instead of 16. A split entry [T_rhythm, T_pitch] cools the two choices of a token
+    apart (``models.base.tempered_logits``): near 0 both, it takes the likeliest of rest / sustain /
+    any onset and then the likeliest pitch, where greedy decoding (0) lets an onset win only when
+    one pitch alone outweighs a sustain. The test split never sees the choice being made."""
+    scores, grid = {}, [parse_temperature(x) for x in params["tuned_temperatures"]]
+    for t in grid:
         generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
-        tokens = _sample(gen, val, params, 1, generator, f"{label} val T={t}", False, t)["samples"][:, 0]
-        scores[t] = note_f1(tokens, val["tokens"].numpy())
-    best = max(scores, key=lambda t: (scores[t], t))
-    return best, {str(t): round(v, 4) for t, v in scores.items()}
+        name = temperature_label(t)
+        tokens = _sample(gen, val, params, 1, generator, f"{label} val T={name}", False, t)["samples"][:, 0]
+        scores[name] = note_f1(tokens, val["tokens"].numpy())
+    best = max(range(len(grid)), key=lambda i: (scores[temperature_label(grid[i])], -i))
+    return grid[best], {name: round(v, 4) for name, v in scores.items()}
 
 
 def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = True, val: dict | None = None) -> dict:
@@ -202,13 +207,13 @@ def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = Tr
                 run["tuned"] = run["first"]
             else:
                 t, run["tuned_scores"] = tune_temperature(gen, val, params, label or gen.name)
-                run["tuned_temperature"] = t
-                if t == float(params["temperature"]):  # same seed, same batches: the first sample again
+                run["tuned_temperature"] = temperature_label(t)
+                if t == parse_temperature(params["temperature"]):  # same seed, same batches: the first sample again
                     run["tuned"] = run["first"]
                 else:
                     generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
-                    run["tuned"] = _sample(gen, test, params, 1, generator, f"{label or gen.name} T={t}", False,
-                                           t)["samples"][:, 0]
+                    run["tuned"] = _sample(gen, test, params, 1, generator,
+                                           f"{label or gen.name} T={temperature_label(t)}", False, t)["samples"][:, 0]
     return run
 
 
@@ -361,7 +366,8 @@ def evaluate_one(
         "max_pairs_per_song": int(params.get("max_pairs_per_song", 0)),
         "mbr_samples": int(params.get("mbr_samples", 0)),
         "perplexity_is_bound": bool(getattr(gen, "nll_is_bound", False)),
-        "tuned_temperatures": [float(t) for t in params.get("tuned_temperatures") or []] if val is not None else [],
+        "tuned_temperatures": [temperature_label(parse_temperature(t)) for t in params.get("tuned_temperatures") or []]
+        if val is not None else [],
         "tuned_val_pairs": dnb_data.batch_size_of(val) if val is not None else 0,
         "tuned_temperature": run.get("tuned_temperature"),
         "tuned_validation_f1": run.get("tuned_scores"),
@@ -430,14 +436,15 @@ def seed_spread(values: dict[int, float]) -> dict:
             "min": float(v.min()) if len(v) else None, "max": float(v.max()) if len(v) else None}
 
 
-def seed_summary(reports: dict[str, dict[int, dict]], main_seed: int) -> dict:
+def seed_summary(reports: dict[str, dict[int, dict]], main_seed: int, names=METRICS) -> dict:
     """``{"main_seed", "runs": {stem: {"seeds", "status", "metrics": {metric: seed_spread + the
-    main run's interval}}}}`` from each run's reports by seed (only status ok ones count)."""
+    main run's interval}}}}`` from each run's reports by seed (only status ok ones count), over the
+    metrics ``names``."""
     runs = {}
     for stem, by_seed in reports.items():
         ok = {k: r for k, r in by_seed.items() if r["status"] == "ok"}
         metrics = {}
-        for name in METRICS:
+        for name in names:
             values = {k: r["metrics"][name]["value"] for k, r in ok.items() if r["metrics"].get(name)}
             if not values:
                 continue
@@ -448,9 +455,10 @@ def seed_summary(reports: dict[str, dict[int, dict]], main_seed: int) -> dict:
     return {"main_seed": main_seed, "runs": runs}
 
 
-def evaluate_seeds(reports: dict, seeds: dict, main_seed: int, score) -> dict:
+def evaluate_seeds(reports: dict, seeds: dict, main_seed: int, score, names=METRICS) -> dict:
     """``metrics/seeds.json``: the main runs' reports and ``score(name, path)`` of every extra seed
-    (a report; a missing checkpoint is reported as such)."""
+    (a report; a missing checkpoint is reported as such), summarised over the metrics ``names``
+    (the songs stage passes its own)."""
     by_run: dict[str, dict[int, dict]] = {}
     for stem, path, k in seed_checkpoints(seeds, main_seed):
         by_run.setdefault(stem, {main_seed: reports.get(stem) or {"status": "not evaluated", "metrics": {}}})
@@ -463,7 +471,7 @@ def evaluate_seeds(reports: dict, seeds: dict, main_seed: int, score) -> dict:
         except Exception as err:  # one broken run must not hide the others' results
             traceback.print_exc()
             by_run[stem][k] = {"status": f"failed: {type(err).__name__}: {err}", "metrics": {}}
-    return seed_summary(by_run, main_seed)
+    return seed_summary(by_run, main_seed, names)
 
 
 def headline(report: dict) -> dict:

@@ -53,7 +53,7 @@ from dnb.params import load_params
 from models import build
 from models.base import Temperature, parse_temperature, sample_song, temperature_label
 from models.checkpoint import load_trained
-from pipeline.evaluate import candidates, metric_stats, write_json
+from pipeline.evaluate import candidates, evaluate_seeds, metric_stats, write_json
 from pipeline.sampling import shareable_songs
 
 TENSORS = Path("data/tensors")
@@ -173,6 +173,47 @@ def critic_accuracy(fake: dict, real: dict, params: dict) -> dict | None:
     return result["accuracy"] | {"n_real": result["n_real"], "n_fake": result["n_fake"]}
 
 
+def score_system(gen, parts: dict, real_val: dict, real_lines: dict, params: dict,
+                 device) -> tuple[dict, Temperature]:
+    """(report, decoding) of one system: its decoding chosen on the validation songs
+    (``pick_temperature``), then the test songs written once at it, their song and pair metrics, the
+    critic's accuracy and the features that give its lines away (``dnb.critic.giveaways``)."""
+    temperature, gaps, val_values, val_lines = pick_temperature(gen, parts["val"], real_val, params, device)
+    lines = {"val": val_lines, "test": free_run(gen, parts["test"], params, device, temperature)}
+    report = {"status": "ok", "takes_previous": bool(gen.takes_previous), "temperature": temperature_label(temperature),
+              "validation_gaps": gaps, "validation_targets": val_values,
+              "metrics": song_metrics(lines["test"], parts["test"], params)}
+    fake = {split: critic_lines(lines[split], part) for split, part in parts.items()}
+    report["metrics"]["critic_accuracy"] = critic_accuracy(fake, real_lines, params)
+    report["critic_giveaways"] = critic.giveaways(real_lines["test"][0], fake["test"][0])
+    return report, temperature
+
+
+def song_seeds(reports: dict, train: dict, parts: dict, real_val: dict, real_lines: dict, params: dict,
+               device) -> dict:
+    """``songs/seeds.json``: every extra training seed of ``train.seeds`` written as whole songs the
+    main run's way (its own decoding chosen on validation, the test songs once), summarised over the
+    seeds as ``metrics/seeds.json`` is; per seed also the decoding and the test songs' worst target
+    gap over its tolerance (``dnb.metrics.song_target_gap``: <= 1 when all three repetition targets
+    are reached)."""
+    main_seed = int(train["common"]["seed"])
+    chosen: dict[str, dict] = {}
+
+    def score(label: str, path: Path) -> dict:
+        chosen[label] = score_system(load_trained(path).to(device), parts, real_val, real_lines, params, device)[0]
+        return chosen[label]
+
+    out = evaluate_seeds(reports, train.get("seeds") or {}, main_seed, score, [*SONG_METRICS, *SONG_PAIR_METRICS])
+    real = {name: reports["real"]["metrics"][name]["value"] for name in SONG_TARGETS}
+    for stem, run in out["runs"].items():
+        by_seed = {k: reports.get(stem) if k == main_seed else chosen.get(f"{stem}_seed{k}") for k in run["seeds"]}
+        ok = {k: r for k, r in by_seed.items() if r and r["status"] == "ok"}
+        run["temperature"] = {str(k): r["temperature"] for k, r in ok.items()}
+        run["test_target_gap"] = {str(k): round(M.song_target_gap(
+            {name: r["metrics"][name]["value"] for name in SONG_TARGETS}, real), 4) for k, r in ok.items()}
+    return out
+
+
 def figure_song(split: dict, windows: int, shown: np.ndarray | None) -> dict:
     """The paper's whole-song figure: the first ``windows`` windows of the first test song of a
     shareable corpus (``shown`` [songs] bool; the figure is committed) that has that many in one
@@ -226,13 +267,8 @@ def main() -> None:
                 raise FileNotFoundError(f"missing checkpoint {path}")
             else:
                 gen = load_trained(path).to(device)
-            temperature, gaps, val_values, val_lines = pick_temperature(gen, parts["val"], real_val, params, device)
-            lines = {"val": val_lines, "test": free_run(gen, test, params, device, temperature)}
-            report |= {"takes_previous": bool(gen.takes_previous), "temperature": temperature_label(temperature),
-                       "validation_gaps": gaps, "validation_targets": val_values}
-            report["metrics"] = song_metrics(lines["test"], test, params)
-            fake = {split: critic_lines(lines[split], part) for split, part in parts.items()}
-            report["metrics"]["critic_accuracy"] = critic_accuracy(fake, real_lines, params)
+            scored, temperature = score_system(gen, parts, real_val, real_lines, params, device)
+            report |= scored
             if len(figure["song"]):
                 arrays[f"sample_{stem}"] = free_run(gen, figure, params, device, temperature)
         except Exception as err:  # one broken system must not hide the others
@@ -244,6 +280,7 @@ def main() -> None:
         shown = {k: round(m[k]["value"], 3) for k in ("identical_line_rate", "distinct_line_rate", "critic_accuracy")
                  if m.get(k)}
         print(f"  {name} ({report['status']}): {shown}")
+    seeds = song_seeds(reports, everything["train"], parts, real_val, real_lines, params, device)
     for stem, report in reports.items():
         report |= {"n_test_songs": int(len(np.unique(test["song"].numpy()))), "n_test_windows": int(len(test["song"])),
                    "max_windows": int(params["max_windows"]),
@@ -251,6 +288,7 @@ def main() -> None:
         write_json(OUT / f"{stem}.json", report)
     summary = {stem: {k: (v["value"] if v else None) for k, v in r["metrics"].items()} for stem, r in reports.items()}
     write_json(OUT / "summary.json", summary)
+    write_json(OUT / "seeds.json", seeds)
     ROLLS.parent.mkdir(parents=True, exist_ok=True)
     np.savez(ROLLS, **arrays)
     print(f"songs: {len(reports)} systems in {time.time() - start:.1f} s")

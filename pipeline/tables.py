@@ -52,6 +52,7 @@ from pipeline.report.prose import (
     seed_spreads,
     silence_sentence,
     skip_sentence,
+    song_seed_sentence,
     song_sentence,
     stop_sentence,
 )
@@ -128,14 +129,15 @@ def load_results(metrics_dir: Path, models: list[str], baselines: list[str], tag
     return results
 
 
-def load_seeds(path: Path) -> dict:
-    """``metrics/seeds.json``; a seed run that is missing or failed stops the stage, as a system does."""
+def load_seeds(path: Path, stage: str = "evaluate") -> dict:
+    """``metrics/seeds.json`` (or ``songs/seeds.json``, written by ``stage``); a seed run that is
+    missing or failed stops the stage, as a system does."""
     seeds = read_json(path)
     problems = [f"{stem} seed {k}: {status}" for stem, run in (seeds.get("runs") or {}).items()
                 for k, status in (run.get("status") or {}).items() if status != "ok"]
     if problems:
         raise SystemExit("tables: not every training seed was evaluated (" + "; ".join(problems)
-                         + "): run `dvc repro evaluate` and read its log")
+                         + f"): run `dvc repro {stage}` and read its log")
     return seeds
 
 
@@ -169,7 +171,7 @@ def reference_of(results: dict) -> dict | None:
 
 
 def macros(results: dict, reference: dict | None, stats: dict, extract: dict, annotate: dict,
-           songs: dict, seeds: dict | None = None) -> str:
+           songs: dict, seeds: dict | None = None, song_seeds: dict | None = None) -> str:
     """``\\newcommand`` for every number and computed sentence the text quotes."""
     out: dict[str, str] = {}
     out["seedSentence"] = seed_sentence(seeds or {}, SEED_COLUMNS)
@@ -183,6 +185,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
                 out[macro_name("song", stem, metric)] = number(item["value"], spec.digits)
     out["songSentence"] = song_sentence(songs)
     out["criticSentence"] = critic_sentence(songs)
+    out["songSeedSentence"] = song_seed_sentence(song_seeds, best_song_system(songs))
     out["contextSentence"] = context_sentence(results.get("comparisons") or {}, spreads=spreads)
     out["matchingSentence"] = context_sentence(results.get("comparisons") or {}, "repeat_matching", spreads)
     best_song = best_song_system(songs)
@@ -210,7 +213,8 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["nTestPairs"] = str(any_file.get("n_test_pairs", "n/a"))
     out["nTestSongs"] = str(any_file.get("n_test_songs", "n/a"))
     out["mbrSamples"] = str(any_file.get("mbr_samples", "n/a"))
-    out["tunedTemperatures"] = ", ".join(f"{t:g}" for t in any_file.get("tuned_temperatures") or []) or "n/a"
+    grid = any_file.get("tuned_temperatures") or []
+    out["tunedTemperatures"] = ", ".join(t if isinstance(t, str) else f"{t:g}" for t in grid) or "n/a"
     out["tunedValPairs"] = f"{any_file['tuned_val_pairs']:,}" if any_file.get("tuned_val_pairs") else "n/a"
     for split in ("train", "val", "test"):
         pairs, songs = split_counts(stats, split)
@@ -278,7 +282,7 @@ def training_runs(dvclive_dir: Path, models: list[str], tags: list[str], seeds: 
 
 def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_dir: Path, songs: dict,
                  runs: dict[str, dict | None] | None = None, seeds: dict | None = None,
-                 common: dict | None = None) -> list[Path]:
+                 common: dict | None = None, song_seeds: dict | None = None) -> list[Path]:
     """Every table and the macros; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = reference_of(results)
@@ -334,7 +338,7 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
             systems, "folder_genre", ["onset_pitch_f1"],
             r"Note F1 by the folder genre of the test songs (test songs in brackets; ``(none)'': a "
             r"corpus without genre folders).", "tab:genre"),
-        "macros.tex": macros(results, reference, stats, extract, annotate, songs, seeds)
+        "macros.tex": macros(results, reference, stats, extract, annotate, songs, seeds, song_seeds)
         + rf"\newcommand{{\stopSentence}}{{{stop_sentence(runs or {}, common or {})}}}" + "\n",
     }
     written = []
@@ -359,8 +363,9 @@ def main() -> None:
     runs = training_runs(Path(params["dvclive_dir"]), models, list(train["ablation"]), train.get("seeds"),
                          int(train["common"].get("seed", 0)))
     seeds = load_seeds(Path(params["metrics_dir"]) / "seeds.json")
+    song_seeds = load_seeds(Path(params["songs_dir"]) / "seeds.json", "songs")
     written = write_tables(results, stats, extract, annotate, out_dir, songs, runs, seeds,
-                           everything["train"]["common"])
+                           everything["train"]["common"], song_seeds)
     print(f"tables: {len(results['models'])} models, {len(results['baselines'])} baselines, "
           f"{len(results['ablation'])} ablation runs -> {len(written)} files in {out_dir}")
     write_figures(results, annotate, models, Path(params["dvclive_dir"]), Path(params["piano_rolls"]),

@@ -74,7 +74,17 @@ def test_a_new_model_file_and_name_reach_evaluate_and_the_tables(tmp_path):
     params["songs"].update(bootstrap=20, threads=1, max_windows=4, temperatures=[1.0])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     run(tmp_path, "pipeline.songs")
-    assert json.loads((tmp_path / "songs" / "dummy.json").read_text())["status"] == "ok"
+    song = json.loads((tmp_path / "songs" / "dummy.json").read_text())
+    assert song["status"] == "ok"
+    # the extra seeds write whole songs too, each at its own validation-chosen decoding
+    song_seeds = json.loads((tmp_path / "songs" / "seeds.json").read_text())["runs"]
+    assert song_seeds["dummy"]["status"] == {"0": "ok", "1": "ok"}
+    assert song_seeds["ablation_none"]["status"]["1"] == "ok"
+    line = song_seeds["dummy"]["metrics"]["identical_line_rate"]
+    assert line["values"]["0"] == song["metrics"]["identical_line_rate"]["value"] and line["n"] == 2
+    assert song_seeds["dummy"]["temperature"] == {"0": "1", "1": "1"}
+    assert set(song_seeds["dummy"]["test_target_gap"]) == {"0", "1"}
+    assert all(g >= 0 for g in song_seeds["dummy"]["test_target_gap"].values())
     run(tmp_path, "pipeline.tables")
     generated = tmp_path / "paper" / "generated"
     main = (generated / "table_main.tex").read_text()

@@ -13,6 +13,7 @@ from dnb import metrics as M
 from dnb import representation as rep
 from dnb.tensors import write_split
 from models import baseline_classes, build, model_class
+from models.base import parse_temperature, temperature_label
 
 torch.set_num_threads(1)
 PARAMS = {"knn_k": 3, "knn_metric": "jaccard", "knn_add_k": 0.01, "bigram_add_k": 0.1, "seed": 0}
@@ -175,10 +176,11 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch):
         pairs["ffnn"]["chord_root_on_kick"]["onset_pitch_f1_mbr"]["hi"]
     # the tuned temperature is one of the grid, chosen by the best validation note F1; a rule's tuned
     # line is its one line
-    assert bigram["tuned_temperature"] in params["evaluate"]["tuned_temperatures"]
+    grid = [temperature_label(parse_temperature(t)) for t in params["evaluate"]["tuned_temperatures"]]
+    assert bigram["tuned_temperatures"] == grid and bigram["tuned_temperature"] in grid
     scores = bigram["tuned_validation_f1"]
-    assert set(scores) == {str(float(t)) for t in params["evaluate"]["tuned_temperatures"]}
-    assert scores[str(bigram["tuned_temperature"])] == max(scores.values())
+    assert set(scores) == set(grid)
+    assert scores[bigram["tuned_temperature"]] == max(scores.values())
     assert root["tuned_temperature"] is None and root["tuned_validation_f1"] is None
     assert root["metrics"]["onset_pitch_f1_tuned"] == root["metrics"]["onset_pitch_f1"]
     assert root["metrics"]["bleu4_tuned"] == root["metrics"]["bleu4"]
@@ -242,15 +244,20 @@ def test_tuned_temperature_sample_is_chosen_on_validation_and_changes_nothing_el
     for key in ("first", "diversity", "mbr", "mbr_f1"):
         np.testing.assert_array_equal(off[key], on[key])
     scores = on["tuned_scores"]
-    assert on["tuned_temperature"] == max((float(t) for t in scores), key=lambda t: (scores[str(t)], t))
-    for t, f1 in scores.items():  # each score is the validation note F1 of a sample at that temperature
+    grid = [parse_temperature(t) for t in params["tuned_temperatures"]]
+    assert any(isinstance(t, tuple) for t in grid)  # split entries are part of the grid
+    best = max(range(len(grid)), key=lambda i: (scores[temperature_label(grid[i])], -i))  # ties: the earlier
+    assert on["tuned_temperature"] == temperature_label(grid[best])
+    for t in grid:  # each score is the validation note F1 of a sample at that temperature
         gen = torch.Generator().manual_seed(int(params["seed"]))
-        line = bigram.sample(val, k=1, temperature=float(t), generator=gen)[:, 0].numpy()
-        assert f1 == round(evaluate.note_f1(line, val["tokens"].numpy()), 4)
+        line = bigram.sample(val, k=1, temperature=t, generator=gen)[:, 0].numpy()
+        assert scores[temperature_label(t)] == round(evaluate.note_f1(line, val["tokens"].numpy()), 4)
     one = evaluate.run_generator(bigram, test, {**params, "tuned_temperatures": [1.0]}, val=val)
     np.testing.assert_array_equal(one["tuned"], one["first"])
     cold = evaluate.run_generator(bigram, test, {**params, "tuned_temperatures": [0.2]}, val=val)
-    assert cold["tuned_temperature"] == 0.2 and not np.array_equal(cold["tuned"], cold["first"])
+    assert cold["tuned_temperature"] == "0.2" and not np.array_equal(cold["tuned"], cold["first"])
+    split = evaluate.run_generator(bigram, test, {**params, "tuned_temperatures": [[0.2, 0.05]]}, val=val)
+    assert split["tuned_temperature"] == "0.2/0.05" and not np.array_equal(split["tuned"], cold["tuned"])
     root = build("root_on_kick", params, None).fit(train)
     rule = evaluate.run_generator(root, test, params, val=val)
     assert rule["tuned_temperature"] is None

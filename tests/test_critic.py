@@ -260,3 +260,20 @@ def test_too_few_rows_give_none():
     assert C.critic_test(real, fake, real[:3], fake, s[:3], s) is None
     assert C.critic_test(real, fake, real, fake[:3], s, s[:3]) is None
     assert C.critic_test(real[:4], fake[:4], real[:4], fake[:4], s[:4], s[:4], n_boot=10) is not None
+
+
+def test_giveaways_name_the_shifted_feature_first():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, C.N_FEATURES))
+    fake = rng.normal(size=(400, C.N_FEATURES))
+    j, k = C.FEATURE_NAMES.index("distinct_pitch_classes"), C.FEATURE_NAMES.index("rest_share")
+    fake[:, j] -= 1.5  # fewer pitch classes: d about -1.5
+    fake[:, k] += 0.8
+    real[:, 0] = fake[:, 0] = 2.0  # a constant feature: d 0, not a division by zero
+    top = C.giveaways(real, fake, top=2)
+    assert [g["feature"] for g in top] == ["distinct_pitch_classes", "rest_share"]
+    assert top[0]["d"] == pytest.approx(-1.5, abs=0.15) and top[1]["d"] == pytest.approx(0.8, abs=0.15)
+    assert top[0]["fake"] < top[0]["real"]
+    same = C.giveaways(real, real.copy(), top=C.N_FEATURES)
+    assert len(same) == C.N_FEATURES and all(g["d"] == 0 for g in same)
+    assert C.giveaways(real[:2], fake) == []

@@ -267,6 +267,22 @@ def test_song_table_and_sentences(results, tmp_path):
     assert "at most 0.000" in sentence
     critic = prose.critic_sentence(SONGS)
     assert "from 0.600" in critic and "to 0.990" in critic and "0.600 [0.590, 0.610]" in critic
+    assert "differ most" not in critic  # no giveaways recorded: no claim
+    seeds = {"runs": {"ablation_previous": {
+        "metrics": {"identical_line_rate": {"n": 3, "min": 0.136, "max": 0.208},
+                    "identical_rhythm_rate": {"n": 3, "min": 0.402, "max": 0.541},
+                    "distinct_line_rate": {"n": 3, "min": 0.663, "max": 0.738}},
+        "temperature": {"0": "0.9/0.3", "1": "1/0.5", "2": "1 top-p 0.93"},
+        "test_target_gap": {"0": 0.89, "1": 0.68, "10": 1.61, "2": 0.5}}}}
+    spread = prose.song_seed_sentence(seeds, prose.best_song_system(SONGS))
+    assert "Over its 4 training seeds" in spread and "0.402--0.541" in spread
+    assert "3 of 4 seeds come within every tolerance" in spread and "0.89, 0.68, 0.50 and 1.61, by seed" in spread
+    assert prose.song_seed_sentence(seeds, "transformer") == "" == prose.song_seed_sentence(None, "ablation_previous")
+    given = {**SONGS, "ablation_previous": {**SONGS["ablation_previous"], "critic_giveaways": [
+        {"feature": "distinct_pitch_classes", "real": 5.02, "fake": 2.69, "d": -1.46},
+        {"feature": "interval_0", "real": 0.46, "fake": 0.79, "d": 1.29}]}}
+    assert ("in distinct pitch classes (2.69 against 5.02, d = -1.46) and share of repeated pitches "
+            "(0.79 against 0.46, d = +1.29).") in prose.critic_sentence(given)
     macros = (out / "macros.tex").read_text()
     assert r"\newcommand{\bestSongSystem}{ablation + previous window}" in macros
 

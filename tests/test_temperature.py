@@ -57,6 +57,21 @@ def test_a_cold_pitch_keeps_the_rhythm_of_temperature_one():
     assert (single >= rep.ONSET_OFFSET).float().mean().item() < 0.05  # one cold T freezes the rhythm too
 
 
+def test_a_cold_split_temperature_picks_the_likeliest_kind_then_pitch():
+    """Greedy decoding lets an onset win only when one pitch outweighs a sustain; near (0, 0) the
+    split temperature starts a note whenever all onsets together do, at the likeliest pitch."""
+    logits = logits_of(0.14, 0.34, [0.32, 0.2]).float()  # onset 0.52 in all, sustain the likeliest token
+
+    def step(state, prev, t):
+        return logits.expand(len(prev), -1), state
+
+    state = {"x": torch.zeros(500, 1)}
+    greedy = sample_loop(step, state, 500, 0.0)
+    assert bool((greedy == rep.SUSTAIN).all())
+    cold = sample_loop(step, state, 500, (0.05, 0.05), torch.Generator().manual_seed(0))
+    assert (cold == rep.ONSET_OFFSET).float().mean().item() > 0.99
+
+
 def test_temperatures_as_params_write_them():
     assert parse_temperature(0.8) == 0.8 and parse_temperature([1, 0.4]) == (1.0, 0.4)
     assert temperature_label(0.8) == "0.8" and temperature_label((1.0, 0.4)) == "1/0.4"

@@ -281,6 +281,28 @@ def song_sentence(songs: dict) -> str:
     return text
 
 
+def song_seed_sentence(song_seeds: dict | None, stem: str | None) -> str:
+    """How the closest context model's whole songs vary over its training seeds (``songs/seeds.json``),
+    each seed at its own validation-chosen decoding, and how many reach all three repetition targets."""
+    run = ((song_seeds or {}).get("runs") or {}).get(stem) if stem else None
+    gaps = (run or {}).get("test_target_gap") or {}
+    if len(gaps) < 2:
+        return ""
+
+    def spread(metric: str) -> str:
+        item = (run.get("metrics") or {}).get(metric) or {}
+        return f"{item['min']:.3f}--{item['max']:.3f}" if item.get("n") else "n/a"
+
+    reached = sum(gap <= 1 for gap in gaps.values())
+    decodings = join([decoding_words(t) or t for t in run["temperature"].values()])
+    listed = join([f"{gap:.2f}" for _, gap in sorted(gaps.items(), key=lambda kv: int(kv[0]))])
+    return (f"Over its {len(gaps)} training seeds, each at its own decoding chosen on the validation songs "
+            f"({decodings}), {display(stem)} repeats the line of the window before in {spread('identical_line_rate')} "
+            f"of consecutive windows and its rhythm in {spread('identical_rhythm_rate')}, with "
+            f"{spread('distinct_line_rate')} distinct lines per window; {reached} of {len(gaps)} seeds come within "
+            f"every tolerance (worst gap over its tolerance: {listed}, by seed).")
+
+
 def decoding_words(temperature) -> str:
     """``at temperature 0.8``, ``at temperature 1 for rhythm and 0.4 for pitch`` for a split one
     (``songs`` writes its label ``1/0.4``), ``at temperature 1 with top-p 0.9 sampling`` (label
@@ -297,6 +319,17 @@ def decoding_words(temperature) -> str:
     return f"at temperature {label}"
 
 
+def feature_words(name: str) -> str:
+    """A critic feature (``dnb.critic.FEATURE_NAMES``) in words: the interval shares by their size."""
+    if name == "interval_0":
+        return "share of repeated pitches"
+    if name == "interval_octave":
+        return "share of octave leaps"
+    if name.startswith("interval_") and name[9:].isdigit():
+        return f"share of {name[9:]}-semitone steps"
+    return name.replace("_", " ")
+
+
 def critic_sentence(songs: dict) -> str:
     """The critic's accuracy on the best context model and the range over all systems."""
     accuracy = {s: e for s, d in songs.items() if s != "real" and (e := entry(d.get("metrics"), "critic_accuracy"))}
@@ -310,7 +343,14 @@ def critic_sentence(songs: dict) -> str:
         item = accuracy[best]
         interval = f" [{item['lo']:.3f}, {item['hi']:.3f}]" if item.get("lo") is not None else ""
         text += f"; on the closest context model, {display(best)}, {item['value']:.3f}{interval}"
-    return text + " (0.5: indistinguishable)."
+    text += " (0.5: indistinguishable)."
+    given = (songs.get(best) or {}).get("critic_giveaways") if best in accuracy else None
+    if given:
+        shown = [f"{feature_words(g['feature'])} ({g['fake']:.2f} against {g['real']:.2f}, d = {g['d']:+.2f})"
+                 for g in given]
+        text += (f" Its lines differ most from the real bass's, one feature at a time (standardised mean difference "
+                 f"d over the test lines), in {join(shown)}.")
+    return text
 
 
 def context_sentence(comparisons: dict, baseline: str = "repeat_previous",
