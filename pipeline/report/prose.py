@@ -325,6 +325,10 @@ def feature_words(name: str) -> str:
         return "share of repeated pitches"
     if name == "interval_octave":
         return "share of octave leaps"
+    if name == "pc_entropy":
+        return "pitch-class entropy in bits"
+    if name == "top_pc_share":
+        return "share of the commonest pitch class"
     if name.startswith("interval_") and name[9:].isdigit():
         return f"share of {name[9:]}-semitone steps"
     return name.replace("_", " ")
