@@ -161,13 +161,14 @@ def tune_temperature(gen, val: dict, params: dict, label: str) -> tuple[Temperat
     apart (``models.base.tempered_logits``): near 0 both, it takes the likeliest of rest / sustain /
     any onset and then the likeliest pitch, where greedy decoding (0) lets an onset win only when
     one pitch alone outweighs a sustain. The test split never sees the choice being made."""
-    scores, grid = {}, [parse_temperature(x) for x in params["tuned_temperatures"]]
-    for t in grid:
+    grid = [parse_temperature(x) for x in params["tuned_temperatures"]]
+    names = [temperature_label(t) for t in grid]
+    scores = {}
+    for t, name in zip(grid, names, strict=True):
         generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
-        name = temperature_label(t)
         tokens = _sample(gen, val, params, 1, generator, f"{label} val T={name}", False, t)["samples"][:, 0]
         scores[name] = note_f1(tokens, val["tokens"].numpy())
-    best = max(range(len(grid)), key=lambda i: (scores[temperature_label(grid[i])], -i))
+    best = max(range(len(grid)), key=lambda i: (scores[names[i]], -i))
     return grid[best], {name: round(v, 4) for name, v in scores.items()}
 
 

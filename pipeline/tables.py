@@ -183,12 +183,12 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
             item = entry(data.get("metrics"), metric)
             if item is not None:
                 out[macro_name("song", stem, metric)] = number(item["value"], spec.digits)
+    best_song = best_song_system(songs)
     out["songSentence"] = song_sentence(songs)
     out["criticSentence"] = critic_sentence(songs)
-    out["songSeedSentence"] = song_seed_sentence(song_seeds, best_song_system(songs))
+    out["songSeedSentence"] = song_seed_sentence(song_seeds, best_song)
     out["contextSentence"] = context_sentence(results.get("comparisons") or {}, spreads=spreads)
     out["matchingSentence"] = context_sentence(results.get("comparisons") or {}, "repeat_matching", spreads)
-    best_song = best_song_system(songs)
     out["bestSongSystem"] = display(best_song) if best_song else "n/a"
     real_songs = songs.get("real") or {}
     out["nSongTestSongs"] = str(real_songs.get("n_test_songs", "n/a"))
@@ -213,8 +213,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["nTestPairs"] = str(any_file.get("n_test_pairs", "n/a"))
     out["nTestSongs"] = str(any_file.get("n_test_songs", "n/a"))
     out["mbrSamples"] = str(any_file.get("mbr_samples", "n/a"))
-    grid = any_file.get("tuned_temperatures") or []
-    out["tunedTemperatures"] = ", ".join(t if isinstance(t, str) else f"{t:g}" for t in grid) or "n/a"
+    out["tunedTemperatures"] = ", ".join(any_file.get("tuned_temperatures") or []) or "n/a"  # evaluate's labels
     out["tunedValPairs"] = f"{any_file['tuned_val_pairs']:,}" if any_file.get("tuned_val_pairs") else "n/a"
     for split in ("train", "val", "test"):
         pairs, songs = split_counts(stats, split)
