@@ -32,3 +32,17 @@ def seed_runs(seeds: dict | None, main_seed: int) -> list[tuple[str, str, int]]:
     runs += [(f"ablation_{t}", f"ablation/{t}") for t in seeds.get("ablations") or []]
     extra = [int(k) for k in seeds.get("extra") or [] if int(k) != main_seed]
     return [(stem, folder, k) for stem, folder in runs for k in extra]
+
+
+def ablation_run(entry: list | dict | None) -> tuple[list[str], dict]:
+    """(labels, budget) of one ``train.ablation`` entry: a list of conditioning labels, or
+    ``{labels: [...], budget: {...}}`` for a run that trains under its own budget (``budget``
+    overrides ``train.ablation_params``; e.g. the headline chord run, trained on until its
+    validation NLL stops falling while the ladder keeps the shared budget, so that the ladder
+    compares labels at one budget)."""
+    if isinstance(entry, dict):
+        unknown = set(entry) - {"labels", "budget"}
+        if unknown:
+            raise SystemExit(f"an ablation entry has labels and budget, not {', '.join(sorted(unknown))}")
+        return list(entry.get("labels") or []), dict(entry.get("budget") or {})
+    return list(entry or []), {}

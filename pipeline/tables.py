@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 
 from dnb.metrics import METRICS, REPORTED
-from dnb.params import load_params, seed_runs
+from dnb.params import ablation_run, load_params, seed_runs
+from dnb.schema import SOURCES
 from pipeline.report.figures import song_roll, write_figures
 from pipeline.report.latex import (
     breakdown_table,
@@ -171,8 +172,10 @@ def reference_of(results: dict) -> dict | None:
 
 
 def macros(results: dict, reference: dict | None, stats: dict, extract: dict, annotate: dict,
-           songs: dict, seeds: dict | None = None, song_seeds: dict | None = None) -> str:
-    """``\\newcommand`` for every number and computed sentence the text quotes."""
+           songs: dict, seeds: dict | None = None, song_seeds: dict | None = None,
+           chord_run: str | None = "chords") -> str:
+    """``\\newcommand`` for every number and computed sentence the text quotes; ``chord_run`` as
+    ``write_tables``."""
     out: dict[str, str] = {}
     out["seedSentence"] = seed_sentence(seeds or {}, SEED_COLUMNS)
     spreads = seed_spreads(seeds or {}, SEED_COLUMNS)
@@ -241,7 +244,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["styleClassifier"] = latex_escape(str(clf.get("chosen", "n/a")))
     out["pixSentence"] = pix_sentence(results, spreads)
     out["ablationSentence"] = ablation_sentence(results, spreads)
-    out["harmonySentence"] = harmony_sentence(results, reference, spreads)
+    out["harmonySentence"] = harmony_sentence(results, reference, spreads, chord_run)
     repeats = ((stats.get("splits") or {}).get("val") or {}).get("repeats") or {}
     out["valRepeatsPrevious"] = percent(repeats.get("line_of_previous_window"))
     out["valRepeatsRecalled"] = percent(repeats.get("line_of_recalled_window_only"))
@@ -265,6 +268,18 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
 # --------------------------------------------------------------------------- stage
 
 
+def headline_chord_run(ablation: dict, runs: dict[str, dict | None]) -> str | None:
+    """The tag of the paper's chord-conditioned model: of the ablation runs given the chords and no past
+    window (``dnb.schema.SOURCES``), the one whose validation NLL (dvclive ``best_val_loss``) is lowest,
+    so the test split does not pick it; without logs the first such run. None when there is none."""
+    tags = [t for t, e in ablation.items()
+            if "chords" in (labels := ablation_run(e)[0]) and not set(labels) & set(SOURCES)]
+    logged = [t for t in tags if (runs.get(f"ablation_{t}") or {}).get("best_val_loss") is not None]
+    if logged:
+        return min(logged, key=lambda t: (runs[f"ablation_{t}"]["best_val_loss"], tags.index(t)))
+    return tags[0] if tags else None
+
+
 def training_runs(dvclive_dir: Path, models: list[str], tags: list[str], seeds: dict | None = None,
                   main_seed: int = 0) -> dict[str, dict | None]:
     """{model, ablation_<tag> or <either>_seed<k>: its dvclive metrics.json, or None when it has none};
@@ -281,8 +296,10 @@ def training_runs(dvclive_dir: Path, models: list[str], tags: list[str], seeds: 
 
 def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_dir: Path, songs: dict,
                  runs: dict[str, dict | None] | None = None, seeds: dict | None = None,
-                 common: dict | None = None, song_seeds: dict | None = None) -> list[Path]:
-    """Every table and the macros; returns the files written."""
+                 common: dict | None = None, song_seeds: dict | None = None,
+                 chord_run: str | None = "chords") -> list[Path]:
+    """Every table and the macros; returns the files written. ``chord_run``: the ablation tag of the
+    chord-conditioned model the harmony sentence reports (``headline_chord_run``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = reference_of(results)
     rows = {**{n: d.get("metrics") for n, d in results["models"].items()},
@@ -337,7 +354,7 @@ def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_
             systems, "folder_genre", ["onset_pitch_f1"],
             r"Note F1 by the folder genre of the test songs (test songs in brackets; ``(none)'': a "
             r"corpus without genre folders).", "tab:genre"),
-        "macros.tex": macros(results, reference, stats, extract, annotate, songs, seeds, song_seeds)
+        "macros.tex": macros(results, reference, stats, extract, annotate, songs, seeds, song_seeds, chord_run)
         + rf"\newcommand{{\stopSentence}}{{{stop_sentence(runs or {}, common or {})}}}" + "\n",
     }
     written = []
@@ -364,7 +381,7 @@ def main() -> None:
     seeds = load_seeds(Path(params["metrics_dir"]) / "seeds.json")
     song_seeds = load_seeds(Path(params["songs_dir"]) / "seeds.json", "songs")
     written = write_tables(results, stats, extract, annotate, out_dir, songs, runs, seeds,
-                           everything["train"]["common"], song_seeds)
+                           everything["train"]["common"], song_seeds, headline_chord_run(train["ablation"], runs))
     print(f"tables: {len(results['models'])} models, {len(results['baselines'])} baselines, "
           f"{len(results['ablation'])} ablation runs -> {len(written)} files in {out_dir}")
     write_figures(results, annotate, models, Path(params["dvclive_dir"]), Path(params["piano_rolls"]),

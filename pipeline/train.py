@@ -78,7 +78,7 @@ from dnb.device import (
     sum_over_ranks,
     to_device,
 )
-from dnb.params import load_params
+from dnb.params import ablation_run, load_params
 from dnb.representation import VOCAB_SIZE
 from dnb.schema import FIELDS, DataInfo
 from models import architectures, build
@@ -435,15 +435,19 @@ def train(
 def run_params(section: dict, model: str, tag: str | None = None, conditioning: list[str] | None = None,
                seed: int | None = None) -> dict:
     """The params of a run: ``model_params`` of the model, for an ablation ``tag`` its labels (unless
-    ``conditioning`` is given) and ``train.ablation_params``; ``seed`` replaces the seed and nothing else."""
-    if conditioning is None and tag is not None:
+    ``conditioning`` is given), ``train.ablation_params`` and the tag's own budget
+    (``dnb.params.ablation_run``); ``seed`` replaces the seed and nothing else."""
+    budget: dict = {}
+    if tag is not None:
         ablation = section.get("ablation") or {}
         if tag not in ablation:
             sys.exit(f"unknown ablation tag {tag!r}; params.yaml train.ablation has {', '.join(ablation)}")
-        conditioning = ablation[tag]
+        labels, budget = ablation_run(ablation[tag])
+        conditioning = labels if conditioning is None else conditioning
     params = model_params(section, model, conditioning)
-    if tag is not None:  # e.g. a smaller epoch budget for the four ablation runs
+    if tag is not None:  # e.g. a smaller epoch budget for the ablation runs, then the tag's own budget
         params.update(plain(section.get("ablation_params") or {}))
+        params.update(plain(budget))
     if seed is not None:
         params["seed"] = int(seed)
     return params

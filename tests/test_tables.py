@@ -330,3 +330,22 @@ def test_stop_sentence_counts_the_runs_early_stopping_ended():
     assert "2 epochs in a row that lower the best validation loss by less than 1\\%" in stop_sentence(
         runs, {"patience": 2, "min_improvement": 0.01})
     assert stop_sentence({}, {"patience": 4}) == "No training run was logged."
+
+
+def test_the_chord_model_is_the_chord_run_without_past_windows_with_the_lowest_validation_loss(results, tmp_path):
+    ablation = {"none": [], "chords": ["key", "chords"], "long": {"labels": ["key", "chords"], "budget": {}},
+                "previous": ["chords", "previous"]}
+    runs = {"ablation_none": {"best_val_loss": 0.1}, "ablation_chords": {"best_val_loss": 0.50},
+            "ablation_long": {"best_val_loss": 0.45}, "ablation_previous": {"best_val_loss": 0.2}}
+    assert tables.headline_chord_run(ablation, runs) == "long"
+    assert tables.headline_chord_run(ablation, {**runs, "ablation_long": {"best_val_loss": 0.6}}) == "chords"
+    assert tables.headline_chord_run(ablation, {}) == "chords"  # no logs: the first chord run
+    assert tables.headline_chord_run({"none": [], "previous": ["chords", "previous"]}, runs) is None
+    rule = metrics_file("chord_root_on_kick", "baseline", {"bleu4": (0.49, 0.48, 0.50)})
+    mine = metrics_file("long", "ablation", {"bleu4": (0.51, 0.50, 0.52)})
+    text = prose.harmony_sentence({"ablation": {"long": mine}, "baselines": {"chord_root_on_kick": rule}}, None,
+                                  tag="long")
+    assert text.startswith("The chord-conditioned model is the ablation row ``long'', the chord run with the "
+                           "lowest validation loss. Against chord root on kick it has a better BLEU-4")
+    assert prose.harmony_sentence({"ablation": {}, "baselines": {"chord_root_on_kick": rule}}, None, tag=None) == (
+        "The chord-conditioned model or the chord-aware rule was not evaluated.")

@@ -285,3 +285,17 @@ def test_bf16_precision_trains_fp32_weights_close_to_fp32(tmp_path):
     assert math.isclose(result["best_val_loss"], fp32["extra"]["best_val_loss"], rel_tol=0.02)
     with pytest.raises(SystemExit, match="train.precision: unknown precision 'fp8'"):
         run(tmp_path / "bad", {**PARAMS, "precision": "fp8"})
+
+
+def test_an_ablation_run_with_its_own_budget_keeps_its_labels_and_overrides_the_shared_budget():
+    """``{labels, budget}``: the tag's labels, ``ablation_params`` and then the tag's budget on top."""
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    section["ablation_params"] = {"max_epochs": 2, "patience": 1}
+    section["ablation"]["long"] = {"labels": ["tempo", "chords"], "budget": {"max_epochs": 40}}
+    shared, own = (trainer.run_params(section, "transformer", tag=t) for t in ("chords", "long"))
+    assert own["conditioning"] == ["tempo", "chords"] and (own["max_epochs"], own["patience"]) == (40, 1)
+    assert (shared["max_epochs"], shared["patience"]) == (2, 1)
+    assert {k: v for k, v in own.items() if k not in ("conditioning", "max_epochs")} == {
+        k: v for k, v in shared.items() if k not in ("conditioning", "max_epochs")}
+    with pytest.raises(SystemExit, match="labels and budget, not epochs"):
+        trainer.run_params({**section, "ablation": {"bad": {"labels": [], "epochs": 3}}}, "transformer", tag="bad")

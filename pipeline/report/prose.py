@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dnb.metrics import METRICS, SONG_METRICS, SONG_TARGETS, song_target_gap
 from pipeline.report.latex import entry, latex_escape
-from pipeline.report.names import ABLATION_PROSE, CORPUS_TEXT, display
+from pipeline.report.names import ABLATION_PROSE, ABLATION_ROWS, CORPUS_TEXT, display
 
 
 def evaluated(data: dict | None) -> bool:
@@ -158,9 +158,11 @@ def ablation_sentence(results: dict, spreads: dict[str, float] | None = None) ->
     return text
 
 
-def harmony_sentence(results: dict, reference: dict | None, spreads: dict[str, float] | None = None) -> str:
-    """How the chord-conditioned run compares with the chord-aware rule and the real bass."""
-    chords = results["ablation"].get("chords")
+def harmony_sentence(results: dict, reference: dict | None, spreads: dict[str, float] | None = None,
+                     tag: str | None = "chords") -> str:
+    """How the chord-conditioned run ``tag`` (the ablation run chosen by validation NLL) compares with
+    the chord-aware rule and the real bass."""
+    chords = results["ablation"].get(tag) if tag else None
     rule = results["baselines"].get("chord_root_on_kick")
     if not evaluated(chords) or not evaluated(rule):
         return "The chord-conditioned model or the chord-aware rule was not evaluated."
@@ -169,7 +171,9 @@ def harmony_sentence(results: dict, reference: dict | None, spreads: dict[str, f
                          "bleu4_tuned")
              if (p := compare(mine, rule.get("metrics"), m, spreads))]
     tone, real = entry(mine, "chord_tone_rate"), entry(reference, "chord_tone_rate")
-    text = "Against chord root on kick, the chord-conditioned transformer has " + join(parts) + "."
+    row = ABLATION_ROWS.get(tag, tag)
+    text = (f"The chord-conditioned model is the ablation row ``{row}'', the chord run with the lowest "
+            f"validation loss. Against chord root on kick it has " + join(parts) + ".")
     if tone and real:
         text += (f" Its bass onsets fall on a chord tone at a rate of {tone['value']:.3f}, "
                  f"against {real['value']:.3f} for the real bass lines.")
