@@ -389,8 +389,7 @@ def giveaways(real: np.ndarray, fake: np.ndarray, top: int = 3) -> list[dict]:
     if min(len(real), len(fake)) < MIN_ROWS:
         return []
     pooled = np.sqrt((real.var(0) + fake.var(0)) / 2)
-    diff = fake.mean(0) - real.mean(0)
-    d = np.where(pooled > 0, diff / np.where(pooled > 0, pooled, 1.0), 0.0)
+    d = _safe_div(fake.mean(0) - real.mean(0), pooled)
     order = np.argsort(-np.abs(d), kind="stable")[:top]
     return [{"feature": FEATURE_NAMES[j], "real": round(float(real[:, j].mean()), 4),
              "fake": round(float(fake[:, j].mean()), 4), "d": round(float(d[j]), 3)} for j in order]

@@ -37,9 +37,8 @@ def seed_runs(seeds: dict | None, main_seed: int) -> list[tuple[str, str, int]]:
 def ablation_run(entry: list | dict | None) -> tuple[list[str], dict]:
     """(labels, budget) of one ``train.ablation`` entry: a list of conditioning labels, or
     ``{labels: [...], budget: {...}}`` for a run that trains under its own budget (``budget``
-    overrides ``train.ablation_params``; e.g. the headline chord run, trained on until its
-    validation NLL stops falling while the ladder keeps the shared budget, so that the ladder
-    compares labels at one budget)."""
+    overrides ``train.ablation_params``; e.g. the paper's chord run, trained far longer while the
+    ladder keeps the shared budget, so that the ladder compares labels at one budget)."""
     if isinstance(entry, dict):
         unknown = set(entry) - {"labels", "budget"}
         if unknown:

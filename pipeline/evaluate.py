@@ -208,13 +208,13 @@ def run_generator(gen, test: dict, params: dict, label: str = "", mbr: bool = Tr
                 run["tuned"] = run["first"]
             else:
                 t, run["tuned_scores"] = tune_temperature(gen, val, params, label or gen.name)
-                run["tuned_temperature"] = temperature_label(t)
+                run["tuned_temperature"] = name = temperature_label(t)
                 if t == parse_temperature(params["temperature"]):  # same seed, same batches: the first sample again
                     run["tuned"] = run["first"]
                 else:
                     generator = torch.Generator(device=device_of(gen)).manual_seed(int(params["seed"]))
-                    run["tuned"] = _sample(gen, test, params, 1, generator,
-                                           f"{label or gen.name} T={temperature_label(t)}", False, t)["samples"][:, 0]
+                    run["tuned"] = _sample(gen, test, params, 1, generator, f"{label or gen.name} T={name}", False,
+                                           t)["samples"][:, 0]
     return run
 
 

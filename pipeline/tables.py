@@ -276,7 +276,7 @@ def headline_chord_run(ablation: dict, runs: dict[str, dict | None]) -> str | No
             if "chords" in (labels := ablation_run(e)[0]) and not set(labels) & set(SOURCES)]
     logged = [t for t in tags if (runs.get(f"ablation_{t}") or {}).get("best_val_loss") is not None]
     if logged:
-        return min(logged, key=lambda t: (runs[f"ablation_{t}"]["best_val_loss"], tags.index(t)))
+        return min(logged, key=lambda t: runs[f"ablation_{t}"]["best_val_loss"])  # a tie: the first listed
     return tags[0] if tags else None
 
 
