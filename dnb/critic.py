@@ -15,6 +15,9 @@ bass varies every fourth bar. A critic listening to 8 bars over the same drums c
   0.5 = the critic cannot tell them apart; 1.0 = every generated line is caught. The
   interval is a song bootstrap (``metrics.summarise``), a song contributing its real
   and its generated segments.
+* ``control_rows``: the critic's scale. Real lines played where they do not belong (another
+  8 bars of the same song, another song) are scored as a system is: a generated line that
+  fools the critic must fit its drums and chords better than those do.
 
 Everything is numpy; the classifier is scikit-learn, single-threaded and seeded.
 """
@@ -86,6 +89,12 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 
+# The critic's controls (``control_rows``): real 8-bar lines put over drums and chords they were not played with.
+CONTROLS: dict[str, str] = {
+    "same_song": "the real bass of the same song from other 8 bars",
+    "other_song": "the real bass of another song",
+}
+
 
 # --------------------------------------------------------------------------- segments
 
@@ -112,6 +121,35 @@ def segments(follows: np.ndarray, song: np.ndarray) -> np.ndarray:
     pos = idx - run_start
     first = idx[(pos % SEGMENT_WINDOWS == 0) & (idx + SEGMENT_WINDOWS <= run_end)]
     return (first[:, None] + np.arange(SEGMENT_WINDOWS)[None, :]).astype(np.int64)
+
+
+def control_rows(song: np.ndarray, control: str, seed: int = 0) -> np.ndarray:
+    """``[S]`` for every segment (``song [S]``: its song, segments in song order as ``segments``
+    gives them) the segment whose real line a ``CONTROLS`` entry plays over its drums and chords,
+    -1 where it has none:
+
+    * ``same_song``: the next segment of the same song, the one before for a song's last; -1 for a
+      song with one segment.
+    * ``other_song``: a segment of another song. Segments are grouped by song in a seeded song
+      order and each takes the segment ``m`` places later (cyclically), ``m`` the most segments
+      of any song: never its own song. All -1 when one song has more than half the segments."""
+    song = np.asarray(song).reshape(-1)
+    n = len(song)
+    if control == "same_song":
+        idx = np.arange(n)
+        after = np.append(song[1:] == song[:-1], False)
+        before = np.insert(song[1:] == song[:-1], 0, False)
+        return np.where(after, idx + 1, np.where(before, idx - 1, -1)).astype(np.int64)
+    if control == "other_song":
+        names, inverse, counts = np.unique(song, return_inverse=True, return_counts=True)
+        if n == 0 or 2 * counts.max() > n:
+            return np.full(n, -1, dtype=np.int64)
+        rank = np.random.default_rng(seed).permutation(len(names))[inverse]
+        order = np.lexsort((np.arange(n), rank))  # segments grouped by song, songs in seeded order
+        out = np.empty(n, dtype=np.int64)
+        out[order] = order[(np.arange(n) + counts.max()) % n]
+        return out
+    raise ValueError(f"unknown critic control {control!r}; known: {', '.join(CONTROLS)}")
 
 
 # --------------------------------------------------------------------------- features

@@ -153,15 +153,27 @@ def pick_temperature(gen, part: dict, real: dict[str, float], params: dict,
             {labels[t]: rounded(values[t]) for t in temperatures}, lines[best])
 
 
-def critic_lines(tokens: np.ndarray, part: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(critic features of every 8-bar line of the songs of ``part``, their songs)."""
-    follows = part["previous_row"].numpy() >= 0
+def critic_rows(part: dict, control: str | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(``[S, 4]`` rows of every 8-bar segment of the songs of ``part``, ``[S, 4]`` the rows whose
+    line each segment plays): its own, or with a ``dnb.critic.CONTROLS`` name those of the segment
+    ``dnb.critic.control_rows`` names (``seed``), segments without one left out."""
     song = part["song"].numpy()
-    rows = critic.segments(follows, song)
+    rows = critic.segments(part["previous_row"].numpy() >= 0, song)
+    if control is None:
+        return rows, rows
+    source = critic.control_rows(song[rows[:, 0]], control, seed)
+    return rows[source >= 0], rows[source[source >= 0]]
+
+
+def critic_lines(tokens: np.ndarray, part: dict,
+                 segments: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(critic features of every 8-bar line of the songs of ``part``, their songs); ``segments``:
+    ``critic_rows`` (default: every segment playing its own line)."""
+    rows, played = critic_rows(part) if segments is None else segments
     if len(rows) == 0:
         return np.zeros((0, len(critic.FEATURE_NAMES))), np.zeros(0, dtype=np.int64)
-    features = critic.features(tokens[rows], part["drums"].numpy()[rows], part["chords"].numpy()[rows])
-    return features, song[rows[:, 0]]
+    features = critic.features(tokens[played], part["drums"].numpy()[rows], part["chords"].numpy()[rows])
+    return features, part["song"].numpy()[rows[:, 0]]
 
 
 def critic_accuracy(fake: dict, real: dict, params: dict) -> dict | None:
@@ -171,6 +183,23 @@ def critic_accuracy(fake: dict, real: dict, params: dict) -> dict | None:
     if result is None:
         return None
     return result["accuracy"] | {"n_real": result["n_real"], "n_fake": result["n_fake"]}
+
+
+def critic_controls(parts: dict, params: dict) -> dict:
+    """{``dnb.critic.CONTROLS`` name: the critic's accuracy on real lines put where they were not
+    played (against the real lines of the same segments), and the features that give them away}:
+    the scale of every system's accuracy."""
+    out = {}
+    for control in critic.CONTROLS:
+        own, moved = {}, {}
+        for split, part in parts.items():
+            tokens = part["tokens"].numpy().astype(np.int64)
+            rows, played = critic_rows(part, control, int(params["seed"]))
+            own[split] = critic_lines(tokens, part, (rows, rows))
+            moved[split] = critic_lines(tokens, part, (rows, played))
+        out[control] = {"critic_accuracy": critic_accuracy(moved, own, params),
+                        "critic_giveaways": critic.giveaways(own["test"][0], moved["test"][0])}
+    return out
 
 
 def score_system(gen, parts: dict, real_val: dict, real_lines: dict, params: dict,
@@ -257,6 +286,7 @@ def main() -> None:
                         | {"critic_accuracy": None}}}
     for name in SONG_PAIR_METRICS:  # the real bass against itself is perfect by definition: not a result
         reports["real"]["metrics"][name] = None
+    reports["real"]["critic_controls"] = critic_controls(parts, params)
     arrays = {"drums": figure["drums"].numpy().astype(np.uint8), "tokens": figure["tokens"].numpy().astype(np.int64)}
     for name, kind, path, stem in tqdm(candidates(names), desc="songs", unit="system"):
         report = {"name": name, "kind": kind, "status": "ok"}

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 import models
+from dnb import critic
 from dnb import metrics as M
 from dnb import representation as rep
 from dnb.data import iterate_batches, synthetic_split
 from dnb.schema import RECALL_WINDOWS, DataInfo, context_arrays, previous_rows, recall_rows
 from models.base import sample_song
-from pipeline.songs import pick_temperature, song_windows, target_values
+from pipeline.songs import critic_controls, pick_temperature, song_windows, target_values
 
 INFO = DataInfo(n_styles=3)
 SMALL = {"hidden": 32, "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "latent": 4, "cond_dim": 16}
@@ -254,3 +255,24 @@ def test_repeat_matching_copies_the_window_whose_drums_match():
     assert torch.equal(out[second], test["prev_tokens"][second].long())
     previous = models.build("repeat_previous", {}, INFO).fit(train)
     assert base.token_nll(test)[recalled].mean() < 0.2 * previous.token_nll(test)[recalled].mean()
+
+
+def test_real_lines_moved_to_other_chords_are_caught_by_the_critic():
+    """The critic's controls (``pipeline.songs.critic_controls``) on songs of 8 windows whose bass
+    plays the chord root on every kick, the chord changing every window: moved to another 8 bars of
+    the song or to another song, the lines leave the chords, and the critic says so by the chord root."""
+    def songs(seed: int) -> dict:
+        split = synthetic_split(400, seed)
+        n = len(split["song"])
+        split["song"], split["position"] = torch.arange(n) // 8, torch.arange(n) % 8
+        split["has_prev"] = (split["position"] > 0).long()
+        return song_windows(split, 0, 0, 0)
+
+    parts = {"val": songs(0), "test": songs(1)}
+    controls = critic_controls(parts, {"seed": 0})
+    assert list(controls) == list(critic.CONTROLS)
+    for control in controls.values():
+        assert control["critic_accuracy"]["value"] > 0.9
+        assert control["critic_accuracy"]["n_real"] == control["critic_accuracy"]["n_fake"] == 100  # 2 lines a song
+        assert control["critic_giveaways"][0]["feature"] in ("chord_root", "chord_tone")
+        assert control["critic_giveaways"][0]["real"] == 1.0  # every onset on the root of its own chord

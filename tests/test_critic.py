@@ -277,3 +277,27 @@ def test_giveaways_name_the_shifted_feature_first():
     same = C.giveaways(real, real.copy(), top=C.N_FEATURES)
     assert len(same) == C.N_FEATURES and all(g["d"] == 0 for g in same)
     assert C.giveaways(real[:2], fake) == []
+
+
+# --------------------------------------------------------------------------- controls
+
+
+def test_the_same_song_control_takes_the_next_segment_and_the_one_before_for_a_songs_last():
+    song = np.array([3, 3, 3, 5, 7, 7])
+    assert C.control_rows(song, "same_song").tolist() == [1, 2, 1, -1, 5, 4]  # song 5 has one segment: none
+    assert C.control_rows(np.zeros(0, dtype=int), "same_song").tolist() == []
+
+
+def test_the_other_song_control_never_plays_a_songs_own_line_and_uses_every_line_once():
+    song = np.repeat(np.arange(40), np.random.default_rng(0).integers(1, 6, 40))
+    rows = C.control_rows(song, "other_song", seed=0)
+    assert (song[rows] != song).all()
+    assert sorted(rows.tolist()) == list(range(len(song)))  # a permutation
+    assert rows.tolist() == C.control_rows(song, "other_song", seed=0).tolist()
+    assert rows.tolist() != C.control_rows(song, "other_song", seed=1).tolist()
+    half = np.array([0, 0, 1, 2])  # one song holds half the segments: still possible
+    assert (half[C.control_rows(half, "other_song")] != half).all()
+    # one song holds more than half the segments: two of them would get its own line, so no control at all
+    assert C.control_rows(np.array([0, 0, 0, 1]), "other_song").tolist() == [-1] * 4
+    with pytest.raises(ValueError, match="unknown critic control 'shuffled'"):
+        C.control_rows(song, "shuffled")

@@ -268,6 +268,14 @@ def test_song_table_and_sentences(results, tmp_path):
     critic = prose.critic_sentence(SONGS)
     assert "from 0.600" in critic and "to 0.990" in critic and "0.600 [0.590, 0.610]" in critic
     assert "differ most" not in critic  # no giveaways recorded: no claim
+    assert "For scale" not in critic  # no controls recorded: no claim
+    given = [{"feature": "chord_root", "real": 0.567, "fake": 0.333, "d": -0.93}]
+    controls = {"same_song": {"critic_accuracy": {"value": 0.722, "lo": 0.699, "hi": 0.744}, "critic_giveaways": given},
+                "other_song": {"critic_accuracy": None, "critic_giveaways": []}}
+    scaled = prose.critic_sentence({**SONGS, "real": {**SONGS["real"], "critic_controls": controls}})
+    assert scaled.endswith("For scale, real lines over drums and chords they were not played with are told apart "
+                           "too: the real bass of the same song from other 8 bars at 0.722 [0.699, 0.744] "
+                           "(chord root 0.33 against 0.57).")
     seeds = {"runs": {"ablation_previous": {
         "metrics": {"identical_line_rate": {"n": 3, "min": 0.136, "max": 0.208},
                     "identical_rhythm_rate": {"n": 3, "min": 0.402, "max": 0.541},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dnb.critic import CONTROLS
 from dnb.metrics import METRICS, SONG_METRICS, SONG_TARGETS, song_target_gap
 from pipeline.report.latex import entry, latex_escape
 from pipeline.report.names import ABLATION_PROSE, ABLATION_ROWS, CORPUS_TEXT, display
@@ -358,7 +359,28 @@ def critic_sentence(songs: dict) -> str:
                  for g in given]
         text += (f" Its lines differ most from the real bass's, one feature at a time (standardised mean difference "
                  f"d over the test lines), in {join(shown)}.")
-    return text
+    return text + control_clause((songs.get("real") or {}).get("critic_controls") or {})
+
+
+def control_clause(controls: dict) -> str:
+    """' For scale, ...': the critic's accuracy on real lines put over drums and chords they were not
+    played with (``dnb.critic.CONTROLS``), each with the feature that gives it away most."""
+    shown = []
+    for control, words in CONTROLS.items():
+        item = entry(controls.get(control), "critic_accuracy")
+        if item is None:
+            continue
+        text = f"{words} at {item['value']:.3f}"
+        if item.get("lo") is not None:
+            text += f" [{item['lo']:.3f}, {item['hi']:.3f}]"
+        given = (controls[control].get("critic_giveaways") or [None])[0]
+        if given:
+            text += f" ({feature_words(given['feature'])} {given['fake']:.2f} against {given['real']:.2f})"
+        shown.append(text)
+    if not shown:
+        return ""
+    return (f" For scale, real lines over drums and chords they were not played with are told apart too: "
+            f"{join(shown)}.")
 
 
 def context_sentence(comparisons: dict, baseline: str = "repeat_previous",
