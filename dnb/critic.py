@@ -386,9 +386,9 @@ def critic_test(
     from threadpoolctl import threadpool_limits
 
     arrays = [np.asarray(x, dtype=np.float64) for x in (train_real, train_fake, test_real, test_fake)]
-    arrays = [x.reshape(len(x), -1) for x in arrays]
-    if min(len(x) for x in arrays) < MIN_ROWS:
+    if min(len(x) for x in arrays) < MIN_ROWS:  # before the reshape: numpy cannot infer -1 for 0 rows
         return None
+    arrays = [x.reshape(len(x), -1) for x in arrays]
     tr_real, tr_fake, te_real, te_fake = arrays
     song_real, song_fake = np.asarray(test_song_real).reshape(-1), np.asarray(test_song_fake).reshape(-1)
     if len(song_real) != len(te_real) or len(song_fake) != len(te_fake):
@@ -423,9 +423,9 @@ def giveaways(real: np.ndarray, fake: np.ndarray, top: int = 3) -> list[dict]:
     largest |d| first, as ``{"feature", "real", "fake", "d"}``. The critic's accuracy says how
     well it tells the two apart, this says by what a listener would hear it (one feature at a
     time; the trees also use how features go together). Constant features get d = 0."""
-    real, fake = (np.asarray(x, dtype=np.float64).reshape(len(x), -1) for x in (real, fake))
-    if min(len(real), len(fake)) < MIN_ROWS:
+    if min(len(real), len(fake)) < MIN_ROWS:  # before the reshape: numpy cannot infer -1 for 0 rows
         return []
+    real, fake = (np.asarray(x, dtype=np.float64).reshape(len(x), -1) for x in (real, fake))
     pooled = np.sqrt((real.var(0) + fake.var(0)) / 2)
     d = _safe_div(fake.mean(0) - real.mean(0), pooled)
     order = np.argsort(-np.abs(d), kind="stable")[:top]

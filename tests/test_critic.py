@@ -259,6 +259,8 @@ def test_too_few_rows_give_none():
     assert C.critic_test(real, fake[:3], real, fake, s, s) is None
     assert C.critic_test(real, fake, real[:3], fake, s[:3], s) is None
     assert C.critic_test(real, fake, real, fake[:3], s, s[:3]) is None
+    none = np.zeros((0, C.N_FEATURES))  # no line at all (a control no song can give): None, not a reshape error
+    assert C.critic_test(real, fake, real, none, s, s[:0]) is None
     assert C.critic_test(real[:4], fake[:4], real[:4], fake[:4], s[:4], s[:4], n_boot=10) is not None
 
 
@@ -276,7 +278,7 @@ def test_giveaways_name_the_shifted_feature_first():
     assert top[0]["fake"] < top[0]["real"]
     same = C.giveaways(real, real.copy(), top=C.N_FEATURES)
     assert len(same) == C.N_FEATURES and all(g["d"] == 0 for g in same)
-    assert C.giveaways(real[:2], fake) == []
+    assert C.giveaways(real[:2], fake) == [] == C.giveaways(real, np.zeros((0, C.N_FEATURES)))
 
 
 # --------------------------------------------------------------------------- controls
