@@ -275,7 +275,7 @@ def test_song_table_and_sentences(results, tmp_path):
     scaled = prose.critic_sentence({**SONGS, "real": {**SONGS["real"], "critic_controls": controls}})
     assert scaled.endswith("For scale, real lines over drums and chords they were not played with are told apart "
                            "too: the real bass of the same song from other 8 bars at 0.722 [0.699, 0.744] "
-                           "(chord root 0.33 against 0.57).")
+                           "(share of onsets on the chord root 0.33 against 0.57).")
     seeds = {"runs": {"ablation_previous": {
         "metrics": {"identical_line_rate": {"n": 3, "min": 0.136, "max": 0.208},
                     "identical_rhythm_rate": {"n": 3, "min": 0.402, "max": 0.541},

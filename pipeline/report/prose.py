@@ -334,6 +334,10 @@ def feature_words(name: str) -> str:
         return "pitch-class entropy in bits"
     if name == "top_pc_share":
         return "share of the commonest pitch class"
+    if name == "chord_root":
+        return "share of onsets on the chord root"
+    if name == "chord_tone":
+        return "share of onsets on a chord tone"
     if name.startswith("interval_") and name[9:].isdigit():
         return f"share of {name[9:]}-semitone steps"
     return name.replace("_", " ")
