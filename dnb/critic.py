@@ -136,9 +136,8 @@ def control_rows(song: np.ndarray, control: str, seed: int = 0) -> np.ndarray:
     song = np.asarray(song).reshape(-1)
     n = len(song)
     if control == "same_song":
-        idx = np.arange(n)
-        after = np.append(song[1:] == song[:-1], False)
-        before = np.insert(song[1:] == song[:-1], 0, False)
+        idx, same = np.arange(n), song[1:] == song[:-1]
+        after, before = np.append(same, False), np.insert(same, 0, False)
         return np.where(after, idx + 1, np.where(before, idx - 1, -1)).astype(np.int64)
     if control == "other_song":
         names, inverse, counts = np.unique(song, return_inverse=True, return_counts=True)

@@ -190,13 +190,13 @@ def critic_controls(parts: dict, params: dict) -> dict:
     played (against the real lines of the same segments), and the features that give them away}:
     the scale of every system's accuracy."""
     out = {}
+    tokens = {split: part["tokens"].numpy().astype(np.int64) for split, part in parts.items()}
     for control in critic.CONTROLS:
         own, moved = {}, {}
         for split, part in parts.items():
-            tokens = part["tokens"].numpy().astype(np.int64)
             rows, played = critic_rows(part, control, int(params["seed"]))
-            own[split] = critic_lines(tokens, part, (rows, rows))
-            moved[split] = critic_lines(tokens, part, (rows, played))
+            own[split] = critic_lines(tokens[split], part, (rows, rows))
+            moved[split] = critic_lines(tokens[split], part, (rows, played))
         out[control] = {"critic_accuracy": critic_accuracy(moved, own, params),
                         "critic_giveaways": critic.giveaways(own["test"][0], moved["test"][0])}
     return out

@@ -37,6 +37,7 @@ from pipeline.report.latex import (
 )
 from pipeline.report.names import ABLATION_ROWS, display
 from pipeline.report.prose import (
+    LADDER_CHORD_RUN,
     ablation_sentence,
     best_model,
     best_song_system,
@@ -173,7 +174,7 @@ def reference_of(results: dict) -> dict | None:
 
 def macros(results: dict, reference: dict | None, stats: dict, extract: dict, annotate: dict,
            songs: dict, seeds: dict | None = None, song_seeds: dict | None = None,
-           chord_run: str | None = "chords") -> str:
+           chord_run: str | None = LADDER_CHORD_RUN) -> str:
     """``\\newcommand`` for every number and computed sentence the text quotes; ``chord_run`` as
     ``write_tables``."""
     out: dict[str, str] = {}
@@ -297,7 +298,7 @@ def training_runs(dvclive_dir: Path, models: list[str], tags: list[str], seeds: 
 def write_tables(results: dict, stats: dict, extract: dict, annotate: dict, out_dir: Path, songs: dict,
                  runs: dict[str, dict | None] | None = None, seeds: dict | None = None,
                  common: dict | None = None, song_seeds: dict | None = None,
-                 chord_run: str | None = "chords") -> list[Path]:
+                 chord_run: str | None = LADDER_CHORD_RUN) -> list[Path]:
     """Every table and the macros; returns the files written. ``chord_run``: the ablation tag of the
     chord-conditioned model the harmony sentence reports (``headline_chord_run``)."""
     out_dir.mkdir(parents=True, exist_ok=True)

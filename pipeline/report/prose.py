@@ -137,6 +137,7 @@ def pix_sentence(results: dict, spreads: dict[str, float] | None = None) -> str:
 
 
 LADDER = ("none", "tempo_program", "key", "style", "chords")  # labels added one at a time
+LADDER_CHORD_RUN = LADDER[-1]  # the harmony sentence's run unless the tables stage names another (headline_chord_run)
 
 
 def ablation_sentence(results: dict, spreads: dict[str, float] | None = None) -> str:
@@ -160,7 +161,7 @@ def ablation_sentence(results: dict, spreads: dict[str, float] | None = None) ->
 
 
 def harmony_sentence(results: dict, reference: dict | None, spreads: dict[str, float] | None = None,
-                     tag: str | None = "chords") -> str:
+                     tag: str | None = LADDER_CHORD_RUN) -> str:
     """How the chord-conditioned run ``tag`` (the ablation run chosen by validation NLL) compares with
     the chord-aware rule and the real bass."""
     chords = results["ablation"].get(tag) if tag else None
