@@ -6,7 +6,8 @@ is real bass with no relation to the drums, ``knn`` copies the bass of the most
 similar training drums, ``root_on_kick`` is the one-line rule a bassist would
 start from, ``bigram`` is a Markov chain over bass tokens given the drum step. Each
 kind of information a model may get has a baseline that uses it: ``chord_knn`` and
-``chord_root_on_kick`` the chords, ``repeat_previous`` the previous window.
+``chord_root_on_kick`` the chords, ``repeat_previous`` the previous window, ``context_knn``
+the chords and the previous window together.
 
 Each is built as ``Class(params, info)`` with ``params`` = the ``evaluate`` section of
 params.yaml, then ``fit(train_batch)``. ``DEFAULTS`` are the values used where a key is
@@ -24,7 +25,7 @@ from dnb.schema import DataInfo, drum_agreement
 from models.base import BassGenerator, Temperature, tempered_logits
 
 DEFAULTS = {"knn_k": 5, "knn_metric": "jaccard", "knn_add_k": 0.1, "knn_max_train": 20000, "bigram_add_k": 0.1,
-            "seed": 0}
+            "context_knn_candidates": 64, "context_knn_max_train": 0, "seed": 0}
 HATS = (4, 5)  # closed / open hi-hat classes of rep.DRUM_CLASS_NAMES
 
 
@@ -225,6 +226,98 @@ class ChordKnn(Knn):
         halves = self.tokens[index].reshape(*index.shape, ch.HALF_BARS, -1).numpy()
         moved = rep.transpose_tokens(halves, shift.numpy())
         return torch.as_tensor(moved.reshape(*index.shape, rep.BASS_STEPS).astype(np.int64))
+
+
+def first_onsets(tokens: torch.Tensor) -> torch.Tensor:
+    """``[...]`` token of the first onset of every line ``[..., 64]`` (``rep.REST`` where there is none)."""
+    onset = tokens >= rep.ONSET_OFFSET
+    first = torch.argmax(onset.to(torch.int8), dim=-1, keepdim=True)
+    return torch.where(onset.any(-1), torch.gather(tokens, -1, first).squeeze(-1), rep.REST)
+
+
+def moved_agreement(line: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``[B, C]`` share of the 64 steps on which ``candidates [B, C, 64]``, each moved so that its first
+    onset takes the pitch of the first onset of ``line [B, 64]``, equals ``line``: 1 for the same riff
+    in another key."""
+    mine, theirs = first_onsets(line)[:, None], first_onsets(candidates)
+    shift = torch.where((mine >= rep.ONSET_OFFSET) & (theirs >= rep.ONSET_OFFSET), mine - theirs, 0)
+    moved = torch.as_tensor(rep.transpose_tokens(candidates.numpy(), shift.numpy()).astype(np.int64))
+    return (moved == line[:, None, :]).float().mean(-1)
+
+
+def chord_motion_agreement(query: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``[B, C]`` how well the chords ``candidates [B, C, 4]`` move like ``query [B, 4]``: the mean of the
+    share of half bars with the same quality (N with N) and whether one root shift fits every half bar
+    where both have a chord (so that ``chord_knn``'s move keeps the line's own intervals)."""
+    query = query[:, None, :].expand_as(candidates)
+    quality = (torch.where(query > 0, (query - 1) % len(ch.QUALITIES), -1)
+               == torch.where(candidates > 0, (candidates - 1) % len(ch.QUALITIES), -1)).float().mean(-1)
+    roots_q, roots_c = (torch.as_tensor(ch.chord_roots(x.numpy())) for x in (query, candidates))
+    both = (roots_q >= 0) & (roots_c >= 0)
+    shift = torch.where(both, (roots_q - roots_c) % 12, -1)
+    one = (~both | (shift == shift.max(-1, keepdim=True).values)).all(-1).float()
+    return (quality + one) / 2
+
+
+class ContextKnn(ChordKnn):
+    """``chord_knn`` told the previous window: of the ``context_knn_candidates`` training pairs with the
+    nearest drums, the ``knn_k`` that score best on drum Jaccard + how much their own previous window
+    sounds like this window's (``moved_agreement``: the same riff in any key scores 1) + how their chords
+    move like this window's (``chord_motion_agreement``), each term in [0, 1] and weighted alike. Their
+    lines are moved onto the query's chords as ``chord_knn`` moves them, then by whole octaves toward the
+    previous line's mean pitch (a song keeps its register). Where there is no previous window, drums and
+    chords alone. So a retrieved line is what some training song played after a line like the previous
+    one, over drums and chords like these: the retrieval a model given the chords and the previous
+    window must beat. Searches ``context_knn_max_train`` training pairs (0 = all)."""
+
+    name = "context_knn"
+    takes_previous = True
+
+    def fit(self, train_batch):
+        self.keep = int(self.params["knn_k"])
+        self.params = {**self.params, "knn_k": max(self.keep, int(self.params["context_knn_candidates"])),
+                       "knn_max_train": int(self.params["context_knn_max_train"])}
+        super().fit(train_batch)
+        self.keep = min(self.keep, self.k)
+        self.train_drums = train_batch["drums"].reshape(len(train_batch["drums"]), -1) > 0  # [N, 448]
+        self.train_chords = train_batch["chords"].long()
+        self.prev_tokens, self.has_prev = train_batch["prev_tokens"].long(), train_batch["has_prev"] > 0
+        self._ranked = (None, None)
+        return self
+
+    def neighbours(self, batch) -> torch.Tensor:
+        """``[B, knn_k]`` training pair indices, best first, of the drum-nearest candidates reranked."""
+        if self._ranked[0] is batch["drums"]:
+            return self._ranked[1]
+        pool = super().neighbours(batch)  # [B, C] nearest drums first
+        query = batch["drums"].reshape(len(pool), -1) > 0
+        theirs = self.train_drums[pool]  # [B, C, 448]
+        score = (theirs & query[:, None]).sum(-1) / (theirs | query[:, None]).sum(-1).clamp_min(1)
+        score = score + chord_motion_agreement(batch["chords"].long(), self.train_chords[pool])
+        has = batch["has_prev"] > 0 if "has_prev" in batch else torch.zeros(len(pool), dtype=torch.bool)
+        if has.any():
+            line = batch["prev_tokens"].long()[has]
+            score[has] += moved_agreement(line, self.prev_tokens[pool[has]]) * self.has_prev[pool[has]]
+        order = torch.argsort(-score, dim=1, stable=True)[:, : self.keep]  # ties: the nearer drums first
+        result = torch.gather(pool, 1, order)
+        self._ranked = (batch["drums"], result)
+        return result
+
+    def _neighbour_tokens(self, batch, index: torch.Tensor) -> torch.Tensor:
+        """``chord_knn``'s lines, each moved by whole octaves toward the previous line's mean pitch."""
+        lines = super()._neighbour_tokens(batch, index)  # [B, k, 64]
+        if "has_prev" not in batch:
+            return lines
+
+        def mean_pitch(tokens: torch.Tensor) -> torch.Tensor:
+            onset = tokens >= rep.ONSET_OFFSET
+            return torch.where(onset, tokens, 0).sum(-1) / onset.sum(-1).clamp_min(1), onset.any(-1)
+
+        mine, ok_mine = mean_pitch(batch["prev_tokens"].long())
+        theirs, ok_theirs = mean_pitch(lines)
+        octaves = torch.round((mine[:, None] - theirs) / 12).long()
+        octaves = torch.where((batch["has_prev"] > 0)[:, None] & ok_mine[:, None] & ok_theirs, octaves, 0)
+        return torch.as_tensor(rep.transpose_tokens(lines.numpy(), 12 * octaves.numpy()).astype(np.int64))
 
 
 class RootOnKick(Baseline):

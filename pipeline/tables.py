@@ -69,7 +69,8 @@ ABLATION_COLUMNS = ["perplexity", "bleu4", "onset_f1", "onset_pitch_f1", "pitch_
                     "chord_tone_rate"]
 QUALITY_METRICS = ["perplexity", "bleu4", "bleu4_mbr", "bleu4_tuned"]  # the quality bar: model minus baseline, paired
 RULES = ["root_on_kick", "chord_root_on_kick"]  # the rules a bassist starts from: no perplexity, one line
-CONTEXT_BASELINES = ["repeat_previous", "repeat_matching"]  # the bars of the models given the song's past (own table)
+# the bars of the models given the song's past (own table)
+CONTEXT_BASELINES = ["repeat_previous", "repeat_matching", "context_knn"]
 SONG_COLUMNS = ["identical_line_rate", "identical_rhythm_rate", "distinct_line_rate", "consecutive_bleu4",
                 "onset_pitch_f1", "bleu4", "critic_accuracy"]
 SONG_CAPTION = (r"Whole test songs written window by window, each window conditioned on the system's own "
@@ -82,7 +83,9 @@ SONG_CAPTION = (r"Whole test songs written window by window, each window conditi
                 r"real bass; the critic's accuracy telling real from generated 8-bar lines (0.5: "
                 r"indistinguishable). 95\% song-bootstrap intervals; bold: closest to the real bass "
                 r"(critic: lowest).")
-CONTEXT_CAPTION = (r"Against the copy of the previous window: each model and ablation run minus repeat previous "
+CONTEXT_CAPTION = (r"Against the baselines given the song's past: each model and ablation run minus the copy of "
+                   r"the previous window (repeat previous), of the closer of the previous and the recalled window "
+                   r"(repeat matching) and the retrieval told the chords and the previous window (context kNN), "
                    r"on the same test pairs, given the real previous window (teacher-forced context), paired "
                    r"song bootstrap as in Table~\ref{tab:quality}.")
 SEED_COLUMNS = ["perplexity", "bleu4", "bleu4_mbr", "bleu4_tuned", "onset_f1", "onset_pitch_f1", "onset_pitch_f1_mbr",
@@ -193,6 +196,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     out["songSeedSentence"] = song_seed_sentence(song_seeds, best_song)
     out["contextSentence"] = context_sentence(results.get("comparisons") or {}, spreads=spreads)
     out["matchingSentence"] = context_sentence(results.get("comparisons") or {}, "repeat_matching", spreads)
+    out["contextKnnSentence"] = context_sentence(results.get("comparisons") or {}, "context_knn", spreads)
     out["bestSongSystem"] = display(best_song) if best_song else "n/a"
     real_songs = songs.get("real") or {}
     out["nSongTestSongs"] = str(real_songs.get("n_test_songs", "n/a"))

@@ -286,3 +286,49 @@ def test_chord_rules_follow_the_chords_of_each_half_bar(train):
     got = knn.sample({**same, "chords": torch.as_tensor(moved["chords"].astype(np.int64))}, k=1)[:, 0]
     want = torch.as_tensor(rep.transpose_tokens(same["tokens"].numpy(), 3).astype(np.int64))
     assert torch.equal(got, want)
+
+
+def riff(*cells: tuple[int, int]) -> torch.Tensor:
+    """A 64-step line repeating ``cells`` of (onset pitch index, steps held)."""
+    one = [t for pitch, steps in cells for t in [rep.ONSET_OFFSET + pitch] + [rep.SUSTAIN] * (steps - 1)]
+    return torch.tensor((one * (rep.BASS_STEPS // len(one)))[: rep.BASS_STEPS])
+
+
+def test_context_knn_plays_what_followed_the_previous_riff_in_any_key_in_its_register():
+    """Two training pairs with the same drums and no chords, told apart only by their previous window:
+    a query whose previous window is the first pair's riff three semitones up gets the first pair's line,
+    one whose previous window is the second pair's riff gets the second's, each moved by whole octaves
+    to the previous line's register; with no previous window the line is not moved."""
+    from dnb import chords as ch
+
+    split = dnb_data.subset(dnb_data.synthetic_split(8, seed=0), torch.arange(2))
+    split["drums"] = split["drums"][:1].expand(2, -1, -1).clone()
+    split["chords"] = torch.full((2, ch.HALF_BARS), ch.N)
+    first, second = riff((24, 8), (26, 8)), riff((24, 4))
+    followed = [riff((0, 8), (2, 8)), riff((5, 16))]
+    split |= {"prev_tokens": torch.stack([first, second]), "has_prev": torch.ones(2, dtype=torch.long),
+              "tokens": torch.stack(followed)}
+    knn = fitted("context_knn", split)
+    up = torch.as_tensor(rep.transpose_tokens(first.numpy(), 3).astype(np.int64))
+    query = dict(split, prev_tokens=torch.stack([up, second]))
+    got = knn.sample(query, k=1)[:, 0]
+    for line, want in zip(got, followed):
+        assert torch.equal(line, torch.as_tensor(rep.transpose_tokens(want.numpy(), 24).astype(np.int64)))
+    alone = knn.sample(dict(split, has_prev=torch.zeros(2, dtype=torch.long)), k=1)[:, 0]
+    assert all(any(torch.equal(line, want) for want in followed) for line in alone)
+
+
+def test_chords_that_move_alike_need_one_shift_and_the_same_qualities():
+    from dnb import chords as ch
+    from models.baselines import chord_motion_agreement, moved_agreement
+
+    c, g, d, a = (ch.make_label(root, "maj") for root in (0, 7, 2, 9))
+    d_minor = ch.make_label(2, "min")
+    query = torch.tensor([[c, c, g, ch.N]])
+    candidates = torch.tensor([[[d, d, a, ch.N], [d, d, g, ch.N], [d_minor, d_minor, a, ch.N]]])
+    assert chord_motion_agreement(query, candidates).tolist() == [[1.0, 0.5, 0.75]]
+    line = riff((10, 8), (12, 8))
+    moved = torch.as_tensor(rep.transpose_tokens(line.numpy(), -5).astype(np.int64))
+    other = riff((10, 4))
+    # the same riff 5 semitones down; a line with onsets every 4 steps agrees on 13 of 16 steps
+    assert moved_agreement(line[None], torch.stack([moved, other])[None]).tolist() == [[1.0, 0.8125]]

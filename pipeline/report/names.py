@@ -20,6 +20,7 @@ DISPLAY = {
     "bigram": "bigram",
     "repeat_previous": "repeat previous",
     "repeat_matching": "repeat matching",
+    "context_knn": "context kNN",
     "real": "real bass",
 }
 ABLATION_ROWS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "style": "+ style",
