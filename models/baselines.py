@@ -309,7 +309,7 @@ class ContextKnn(ChordKnn):
         if "has_prev" not in batch:
             return lines
 
-        def mean_pitch(tokens: torch.Tensor) -> torch.Tensor:
+        def mean_pitch(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             onset = tokens >= rep.ONSET_OFFSET
             return torch.where(onset, tokens, 0).sum(-1) / onset.sum(-1).clamp_min(1), onset.any(-1)
 
