@@ -1,4 +1,4 @@
-"""The six baselines, and the evaluate stage end to end on a tiny synthetic split."""
+"""The baselines, and the evaluate stage end to end on a tiny synthetic split."""
 
 import json
 import os
