@@ -27,6 +27,9 @@ from models.base import BassGenerator, Temperature, tempered_logits
 DEFAULTS = {"knn_k": 5, "knn_metric": "jaccard", "knn_add_k": 0.1, "knn_max_train": 20000, "bigram_add_k": 0.1,
             "context_knn_candidates": 64, "context_knn_max_train": 0, "seed": 0}
 HATS = (4, 5)  # closed / open hi-hat classes of rep.DRUM_CLASS_NAMES
+# quality index of every chord label (``ch.QUALITIES`` order; -1 for N), from ``ch.chord_quality``
+QUALITY_INDEX = torch.tensor([-1 if (q := ch.chord_quality(label)) is None else ch.QUALITIES.index(q)
+                              for label in range(ch.N_CHORDS)])
 
 
 def _tempered(probs: torch.Tensor, temperature: Temperature) -> torch.Tensor:
@@ -250,8 +253,7 @@ def chord_motion_agreement(query: torch.Tensor, candidates: torch.Tensor) -> tor
     share of half bars with the same quality (N with N) and whether one root shift fits every half bar
     where both have a chord (so that ``chord_knn``'s move keeps the line's own intervals)."""
     query = query[:, None, :].expand_as(candidates)
-    quality = (torch.where(query > 0, (query - 1) % len(ch.QUALITIES), -1)
-               == torch.where(candidates > 0, (candidates - 1) % len(ch.QUALITIES), -1)).float().mean(-1)
+    quality = (QUALITY_INDEX[query] == QUALITY_INDEX[candidates]).float().mean(-1)
     roots_q, roots_c = (torch.as_tensor(ch.chord_roots(x.numpy())) for x in (query, candidates))
     both = (roots_q >= 0) & (roots_c >= 0)
     shift = torch.where(both, (roots_q - roots_c) % 12, -1)
@@ -279,7 +281,7 @@ class ContextKnn(ChordKnn):
                        "knn_max_train": int(self.params["context_knn_max_train"])}
         super().fit(train_batch)
         self.keep = min(self.keep, self.k)
-        self.train_drums = train_batch["drums"].reshape(len(train_batch["drums"]), -1) > 0  # [N, 448]
+        self.train_drums = train_batch["drums"].numpy()  # [N, 32, 14]
         self.train_chords = train_batch["chords"].long()
         self.prev_tokens, self.has_prev = train_batch["prev_tokens"].long(), train_batch["has_prev"] > 0
         self._ranked = (None, None)
@@ -290,10 +292,10 @@ class ContextKnn(ChordKnn):
         if self._ranked[0] is batch["drums"]:
             return self._ranked[1]
         pool = super().neighbours(batch)  # [B, C] nearest drums first
-        query = batch["drums"].reshape(len(pool), -1) > 0
-        theirs = self.train_drums[pool]  # [B, C, 448]
-        score = (theirs & query[:, None]).sum(-1) / (theirs | query[:, None]).sum(-1).clamp_min(1)
-        score = score + chord_motion_agreement(batch["chords"].long(), self.train_chords[pool])
+        query = np.repeat(batch["drums"].numpy(), pool.shape[1], axis=0)  # [B * C, 32, 14]
+        drums = drum_agreement(query, self.train_drums[pool.reshape(-1).numpy()]).reshape(pool.shape)
+        chords = chord_motion_agreement(batch["chords"].long(), self.train_chords[pool])
+        score = torch.as_tensor(drums, dtype=torch.float32) + chords
         has = batch["has_prev"] > 0 if "has_prev" in batch else torch.zeros(len(pool), dtype=torch.bool)
         if has.any():
             line = batch["prev_tokens"].long()[has]
