@@ -43,10 +43,10 @@ PROFILES: dict[str, dict[str, object]] = {
         "train.pix2pix.max_epochs": 30,
         "train.transformer.max_epochs": 30,  # and of the ablation runs, which take the transformer's params
         # Two extra training seeds (train.seeds.extra) of the headline runs: the transformer, the CVAE,
-        # the context model with the recalled window (lowest validation loss of the context runs,
-        # results/recall) and the chord model (the harmony issue's headline, whose margins over
-        # chord_root_on_kick are smaller than the other runs' seed spread): eight more runs, about
-        # 30 minutes, and eight more model evaluations.
+        # the context model with the recalled window and the ladder's chord run (whose margins over
+        # chord_root_on_kick are smaller than the other runs' seed spread), all at the ladder's budget:
+        # eight more runs, about 30 minutes, and eight more model evaluations. The runs trained longer
+        # (chords_long, recall_long: about 15 min each) have one seed; their seeds would cost an hour.
         "train.seeds.models": ["transformer", "cvae"],
         "train.seeds.ablations": ["recall", "chords"],
         # Evaluation: every test song, at most 4 seeded pairs of each (sampling all 73k pairs from

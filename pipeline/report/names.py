@@ -26,13 +26,14 @@ DISPLAY = {
 ABLATION_ROWS = {"none": "none", "tempo_program": "tempo + program", "key": "+ key", "style": "+ style",
                  "chords": "+ chords", "chords_no_key": "+ chords $-$ key",
                  "chords_long": "+ chords, trained longer", "previous": "+ previous window",
-                 "recall": "+ recalled window"}
+                 "recall": "+ recalled window", "recall_long": "+ recalled window, trained longer"}
 ABLATION_PROSE = {"none": "no conditioning", "tempo_program": "tempo and program only",
                   "key": "tempo, program and key", "style": "tempo, program, key and drum style",
                   "chords": "all five labels", "chords_no_key": "chords but no key",
                   "chords_long": "all five labels, trained longer",
                   "previous": "all five labels and the previous window",
-                  "recall": "all five labels, the previous and the recalled window"}
+                  "recall": "all five labels, the previous and the recalled window",
+                  "recall_long": "all five labels, the previous and the recalled window, trained longer"}
 CORPUS_TEXT = {  # corpus name in extract.corpora -> how the paper names it
     "freedoom": r"the music of the Freedoom project~\citep{freedoom}",
     "ultimate": r"the Ultimate MIDI collection of popular songs in six genre folders~\citep{ultimatemidi}",
