@@ -46,7 +46,7 @@ PROFILES: dict[str, dict[str, object]] = {
         # the context model with the recalled window and the ladder's chord run (whose margins over
         # chord_root_on_kick are smaller than the other runs' seed spread), all at the ladder's budget:
         # eight more runs, about 30 minutes, and eight more model evaluations. The runs trained longer
-        # (chords_long, recall_long: about 15 min each) have one seed; their seeds would cost an hour.
+        # (chords_long, recall_long: 15-21 min each) have one seed; their seeds would cost over an hour.
         "train.seeds.models": ["transformer", "cvae"],
         "train.seeds.ablations": ["recall", "chords"],
         # Evaluation: every test song, at most 4 seeded pairs of each (sampling all 73k pairs from

@@ -193,14 +193,7 @@ def macros(results: dict, reference: dict | None, stats: dict, extract: dict, an
     best_song = best_song_system(songs)
     out["songSentence"] = song_sentence(songs)
     out["criticSentence"] = critic_sentence(songs)
-    # the seeds of the closest context model, or, when it has one seed only (a run trained longer), of the
-    # context run that has them (named in the sentence)
-    seeded = [s for s in ((song_seeds or {}).get("runs") or {}) if (songs.get(s) or {}).get("takes_previous")]
-    seed_stem = best_song if best_song in seeded or not seeded else seeded[0]
-    spread = song_seed_sentence(song_seeds, seed_stem)
-    if spread and seed_stem != best_song and best_song:
-        spread = f"The closest context model, {display(best_song)}, has one training seed. " + spread
-    out["songSeedSentence"] = spread
+    out["songSeedSentence"] = song_seed_sentence(song_seeds, best_song, songs)
     out["contextSentence"] = context_sentence(results.get("comparisons") or {}, spreads=spreads)
     out["matchingSentence"] = context_sentence(results.get("comparisons") or {}, "repeat_matching", spreads)
     out["contextKnnSentence"] = context_sentence(results.get("comparisons") or {}, "context_knn", spreads)

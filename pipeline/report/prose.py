@@ -285,11 +285,17 @@ def song_sentence(songs: dict) -> str:
     return text
 
 
-def song_seed_sentence(song_seeds: dict | None, stem: str | None) -> str:
+def song_seed_sentence(song_seeds: dict | None, stem: str | None, songs: dict | None = None) -> str:
     """How the closest context model's (``best_song_system``) whole songs vary over its training seeds
     (``songs/seeds.json``), each seed at its own validation-chosen decoding, and how many reach all three
-    repetition targets."""
-    run = ((song_seeds or {}).get("runs") or {}).get(stem) if stem else None
+    repetition targets. Given ``songs``, a ``stem`` with one seed (a run trained longer) is said to have
+    one, and the seeds of the first context run that has them are given instead, by name."""
+    runs = (song_seeds or {}).get("runs") or {}
+    seeded = [s for s in runs if ((songs or {}).get(s) or {}).get("takes_previous")]
+    if stem and stem not in runs and seeded:
+        text = song_seed_sentence(song_seeds, seeded[0])
+        return f"The closest context model, {display(stem)}, has one training seed. {text}" if text else ""
+    run = runs.get(stem) if stem else None
     gaps = (run or {}).get("test_target_gap") or {}
     if len(gaps) < 2:
         return ""
