@@ -35,6 +35,8 @@ MIN_ROWS = 4  # critic_test returns None with fewer rows of either class in trai
 N_BOOT = 1000
 STEPS = rep.BASS_STEPS  # 64 32nd steps per window
 BAR = STEPS // 2
+CHANCE = 0.5  # the accuracy of a critic that cannot tell real from generated
+TOLERANCE = 0.15  # the whole-song goal: accuracy at most CHANCE + TOLERANCE (0.65) on the best model's songs
 INTERVAL_BINS = 13  # 0 = repeated pitch, 1..11 = |interval| mod 12, 12 = whole octaves
 
 # One name per feature column, in order. "next" = window i vs i+1 (3 pairs per segment),
@@ -345,6 +347,23 @@ def _balanced(n_a: int, n_b: int, rng: np.random.Generator) -> tuple[np.ndarray,
     return pick[0], pick[1]
 
 
+def _fit_predict(train_real: np.ndarray, train_fake: np.ndarray, test_real: np.ndarray, test_fake: np.ndarray,
+                 rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(correct ``[N]`` 0/1, is_real ``[N]``, real rows, fake rows) of the critic trained on the
+    balanced ``train_*`` rows and scored on the balanced ``test_*`` rows (real first, then generated)."""
+    from threadpoolctl import threadpool_limits
+
+    ir, jf = _balanced(len(train_real), len(train_fake), rng)
+    x_train = np.concatenate([train_real[ir], train_fake[jf]])
+    y_train = np.concatenate([np.ones(len(ir), dtype=np.int64), np.zeros(len(jf), dtype=np.int64)])
+    ir, jf = _balanced(len(test_real), len(test_fake), rng)
+    x_test = np.concatenate([test_real[ir], test_fake[jf]])
+    y_test = np.concatenate([np.ones(len(ir), dtype=np.int64), np.zeros(len(jf), dtype=np.int64)])
+    with threadpool_limits(limits=1):
+        pred = _classifier(seed, len(x_train)).fit(x_train, y_train).predict(x_test)
+    return (pred == y_test).astype(np.float64), y_test.astype(bool), ir, jf
+
+
 def critic_test(
     train_real: np.ndarray,
     train_fake: np.ndarray,
@@ -382,38 +401,53 @@ def critic_test(
     difference, so the trees. Two samples of one distribution score 0.5 with both. Run
     single-threaded (threadpoolctl): deterministic and light beside a training job.
     """
-    from threadpoolctl import threadpool_limits
-
     arrays = [np.asarray(x, dtype=np.float64) for x in (train_real, train_fake, test_real, test_fake)]
     if min(len(x) for x in arrays) < MIN_ROWS:  # before the reshape: numpy cannot infer -1 for 0 rows
         return None
-    arrays = [x.reshape(len(x), -1) for x in arrays]
-    tr_real, tr_fake, te_real, te_fake = arrays
+    tr_real, tr_fake, te_real, te_fake = (x.reshape(len(x), -1) for x in arrays)
     song_real, song_fake = np.asarray(test_song_real).reshape(-1), np.asarray(test_song_fake).reshape(-1)
     if len(song_real) != len(te_real) or len(song_fake) != len(te_fake):
         raise ValueError("one song id per test row")
-    rng = np.random.default_rng(seed)
-    ir, jf = _balanced(len(tr_real), len(tr_fake), rng)
-    x_train = np.concatenate([tr_real[ir], tr_fake[jf]])
-    y_train = np.concatenate([np.ones(len(ir), dtype=np.int64), np.zeros(len(jf), dtype=np.int64)])
-    ir, jf = _balanced(len(te_real), len(te_fake), rng)
-    x_test = np.concatenate([te_real[ir], te_fake[jf]])
-    y_test = np.concatenate([np.ones(len(ir), dtype=np.int64), np.zeros(len(jf), dtype=np.int64)])
+    correct, is_real, ir, jf = _fit_predict(tr_real, tr_fake, te_real, te_fake, np.random.default_rng(seed), seed)
     song = np.concatenate([song_real[ir], song_fake[jf]])
-    with threadpool_limits(limits=1):
-        clf = _classifier(seed, len(x_train)).fit(x_train, y_train)
-        pred = clf.predict(x_test)
-    correct = (pred == y_test).astype(np.float64)
     stats = np.stack([correct, np.ones_like(correct)], axis=1)
     return {
         "accuracy": metrics.summarise(stats, metrics.RATIO, song, n_boot, seed),
         "n_real": int(len(ir)),
         "n_fake": int(len(jf)),
-        "n_train": int(len(x_train)),
+        "n_train": int(2 * min(len(tr_real), len(tr_fake))),
         "stats": stats,
         "song": song,
-        "is_real": y_test.astype(bool),
+        "is_real": is_real,
     }
+
+
+def cross_fitted_accuracy(real: np.ndarray, real_song: np.ndarray, fake: np.ndarray, fake_song: np.ndarray,
+                          seed: int = 0) -> float | None:
+    """The critic's accuracy estimated on ONE split's songs (the validation songs, to choose a decoding
+    without the test songs): the songs are dealt into two seeded halves, a critic trained on the lines
+    of each half is scored on the other's, and the two accuracies are averaged (every line is scored
+    once, by a critic that never saw its song). Each half-critic trains on half the rows the real test
+    uses, so it is a little weaker. None when a half has fewer than ``MIN_ROWS`` rows of either class."""
+    real, fake = (np.asarray(x, dtype=np.float64).reshape(len(x), -1) for x in (real, fake))
+    real_song, fake_song = np.asarray(real_song).reshape(-1), np.asarray(fake_song).reshape(-1)
+    songs = np.unique(np.concatenate([real_song, fake_song]))
+    half = np.random.default_rng(seed).permutation(len(songs)) % 2  # song songs[i] is in half half[i]
+    in_real, in_fake = (half[np.searchsorted(songs, s)] for s in (real_song, fake_song))
+    rng, correct = np.random.default_rng(seed), []
+    for h in (0, 1):
+        parts = real[in_real == h], fake[in_fake == h], real[in_real != h], fake[in_fake != h]
+        if min(len(x) for x in parts) < MIN_ROWS:
+            return None
+        correct.append(_fit_predict(*parts, rng, seed)[0])
+    return float(np.mean([c.mean() for c in correct]))
+
+
+def goal_gap(accuracy: float | None) -> float:
+    """How far a critic's accuracy is from the whole-song goal (at most ``CHANCE + TOLERANCE``), over its
+    tolerance, as ``dnb.metrics.song_target_gap`` measures the repetition targets: <= 1 when the goal
+    is reached, 0 at chance or below. 0 when there is no accuracy (too few lines to train a critic)."""
+    return 0.0 if accuracy is None else max(float(accuracy) - CHANCE, 0.0) / TOLERANCE
 
 
 def giveaways(real: np.ndarray, fake: np.ndarray, top: int = 3) -> list[dict]:

@@ -12,16 +12,19 @@ each system a classifier trained on VALIDATION songs to tell the real 8-bar line
 system's (same drums and chords), scored on test songs; 0.5 = indistinguishable.
 
 Decoding is chosen on the VALIDATION songs, per system: of ``temperatures``, the one whose
-free-running songs come closest to the real bass's (``dnb.metrics.song_target_gap``: the worst
-of the identical-line and identical-rhythm rates and distinct lines per window, each gap over
-its tolerance in ``SONG_TARGETS``; ties go to the earlier entry). A line sampled token by token at temperature 1 rarely
-repeats note for note even when the model mostly copies; a lower temperature repeats more, for
-a model without context too (the same drums give the same line). One temperature cools rhythm
-and pitch together, and a context model cooled until its notes repeat like the real bass's
-repeats its rhythm far more than the real bass does; so an entry may also be a pair
-``[T_rhythm, T_pitch]`` (``models.base.tempered_logits``), or top-p sampling
-(``{temperature, top_p}``, ``models.base.Nucleus``), which keeps a copied riff exact without
-cooling the likely choices. The test songs are scored once, at the chosen entry.
+free-running songs come closest to the whole-song goals (``pick_temperature``): the worst of the
+gaps to the real bass's identical-line and identical-rhythm rates and distinct lines per window
+(``dnb.metrics.song_target_gap``, tolerances ``SONG_TARGETS``) and of the critic's accuracy above
+chance (``dnb.critic.goal_gap``, cross-fitted on the validation songs), each over its tolerance;
+ties go to the earlier entry. Repetition alone chose pitch-cooled decodings whose lines repeat
+like the real bass's but whose notes a listener tells apart (the same pitch again and again).
+A line sampled token by token at temperature 1 rarely repeats note for note even when the model
+mostly copies; a lower temperature repeats more, for a model without context too (the same drums
+give the same line). One temperature cools rhythm and pitch together, and a context model cooled
+until its notes repeat like the real bass's repeats its rhythm far more than the real bass does;
+so an entry may also be a pair ``[T_rhythm, T_pitch]`` (``models.base.tempered_logits``), or
+top-p sampling (``{temperature, top_p}``, ``models.base.Nucleus``), which keeps a copied riff
+exact without cooling the likely choices. The test songs are scored once, at the chosen entry.
 
 A song is its kept windows in order; a window whose previous window was not kept (too
 sparse) or is not contiguous starts a new chain, with no context, as a file with a
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,24 +137,54 @@ def temperature_grid(params: dict) -> list[Temperature]:
     return grid
 
 
-def pick_temperature(gen, part: dict, real: dict[str, float], params: dict,
-                     device) -> tuple[Temperature, dict, dict, np.ndarray]:
-    """(temperature, {temperature label: validation gap}, {label: its ``target_values``}, validation
-    lines at it): the decoding of ``params["temperatures"]`` whose validation songs come closest to the
-    real bass's (``real``: its ``target_values`` on ``part``; ``dnb.metrics.song_target_gap``); ties go
-    to the earlier entry."""
+def choose_decoding(gaps: list[float], critic_gap: Callable[[int], float]) -> tuple[int, dict[int, float]]:
+    """(index of the chosen entry, {index: score} of the entries scored): the entry whose score, the worse
+    of its repetition gap ``gaps[i]`` and ``critic_gap(i)``, is lowest; ties go to the earlier entry.
+    ``critic_gap`` (a critic to fit) is called only where it can change the choice: entries are visited by
+    repetition gap, and once that gap alone exceeds the best score so far no later entry can win."""
+    scores: dict[int, float] = {}
+    best = None
+    for i in sorted(range(len(gaps)), key=lambda i: (gaps[i], i)):
+        if best is not None and gaps[i] > scores[best]:
+            break
+        scores[i] = max(gaps[i], critic_gap(i))
+        if best is None or (scores[i], i) < (scores[best], best):
+            best = i
+    if best is None:
+        raise ValueError("no decoding to choose from")
+    return best, scores
+
+
+def pick_temperature(gen, part: dict, real: dict[str, float], real_lines: tuple[np.ndarray, np.ndarray],
+                     params: dict, device) -> tuple[Temperature, dict, np.ndarray]:
+    """(temperature, its validation report, validation lines at it): the decoding of
+    ``params["temperatures"]`` whose validation songs come closest to the whole-song goals: the worst of
+    the repetition gaps (``dnb.metrics.song_target_gap`` against ``real``, the real bass's
+    ``target_values`` on ``part``) and the critic's gap (``dnb.critic.goal_gap`` of the critic's accuracy
+    cross-fitted on the validation songs, ``dnb.critic.cross_fitted_accuracy``, against ``real_lines``,
+    the real lines' ``critic_lines``), each over its tolerance (``choose_decoding``, which fits the critic
+    only where it can change the choice); ties go to the earlier entry. The report, by
+    ``temperature_label``: ``validation_gaps`` / ``validation_targets`` for every entry,
+    ``validation_critic`` / ``validation_scores`` for the entries the critic was fitted on."""
     temperatures = temperature_grid(params)
     if gen.deterministic:
         temperatures = temperatures[:1]
-    lines, values, gaps = {}, {}, {}
-    for t in temperatures:
-        lines[t] = free_run(gen, part, params, device, t)
-        values[t] = target_values(lines[t], part)
-        gaps[t] = M.song_target_gap(values[t], real)
-    best = min(temperatures, key=lambda t: (gaps[t], temperatures.index(t)))
-    labels = {t: temperature_label(t) for t in temperatures}
-    return (best, rounded({labels[t]: g for t, g in gaps.items()}),
-            {labels[t]: rounded(values[t]) for t in temperatures}, lines[best])
+    lines = [free_run(gen, part, params, device, t) for t in temperatures]
+    values = [target_values(line, part) for line in lines]
+    gaps = [M.song_target_gap(v, real) for v in values]
+    accuracy: dict[int, float | None] = {}
+
+    def critic_gap(i: int) -> float:
+        accuracy[i] = critic.cross_fitted_accuracy(*real_lines, *critic_lines(lines[i], part), seed=int(params["seed"]))
+        return critic.goal_gap(accuracy[i])
+
+    best, scores = choose_decoding(gaps, critic_gap)
+    labels = [temperature_label(t) for t in temperatures]
+    report = {"validation_gaps": rounded(dict(zip(labels, gaps, strict=True))),
+              "validation_targets": {label: rounded(v) for label, v in zip(labels, values, strict=True)},
+              "validation_critic": {labels[i]: None if a is None else round(a, 4) for i, a in accuracy.items()},
+              "validation_scores": rounded({labels[i]: s for i, s in scores.items()})}
+    return temperatures[best], report, lines[best]
 
 
 def critic_rows(part: dict, control: str | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -207,11 +241,10 @@ def score_system(gen, parts: dict, real_val: dict, real_lines: dict, params: dic
     """(report, decoding) of one system: its decoding chosen on the validation songs
     (``pick_temperature``), then the test songs written once at it, their song and pair metrics, the
     critic's accuracy and the features that give its lines away (``dnb.critic.giveaways``)."""
-    temperature, gaps, val_values, val_lines = pick_temperature(gen, parts["val"], real_val, params, device)
+    temperature, chosen, val_lines = pick_temperature(gen, parts["val"], real_val, real_lines["val"], params, device)
     lines = {"val": val_lines, "test": free_run(gen, parts["test"], params, device, temperature)}
     report = {"status": "ok", "takes_previous": bool(gen.takes_previous), "temperature": temperature_label(temperature),
-              "validation_gaps": gaps, "validation_targets": val_values,
-              "metrics": song_metrics(lines["test"], parts["test"], params)}
+              **chosen, "metrics": song_metrics(lines["test"], parts["test"], params)}
     fake = {split: critic_lines(lines[split], part) for split, part in parts.items()}
     report["metrics"]["critic_accuracy"] = critic_accuracy(fake, real_lines, params)
     report["critic_giveaways"] = critic.giveaways(real_lines["test"][0], fake["test"][0])

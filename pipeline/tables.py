@@ -75,8 +75,8 @@ SONG_COLUMNS = ["identical_line_rate", "identical_rhythm_rate", "distinct_line_r
                 "onset_pitch_f1", "bleu4", "critic_accuracy"]
 SONG_CAPTION = (r"Whole test songs written window by window, each window conditioned on the system's own "
                 r"previous output (free running, as \texttt{dnb generate} writes a song; systems without "
-                r"the previous window write each window alone), at the temperature whose validation songs "
-                r"repeat most like the real bass (per system, of \texttt{songs.temperatures}). Over "
+                r"the previous window write each window alone), at the decoding whose validation songs come "
+                r"closest to the goals (repetition and critic; per system, of \texttt{songs.temperatures}). Over "
                 r"consecutive windows: share with the "
                 r"identical line and the identical onset rhythm, distinct lines per window, BLEU-4 of a "
                 r"window against the one before; note F1 and BLEU-4 of the free-running output against the "

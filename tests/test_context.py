@@ -12,7 +12,14 @@ from dnb import representation as rep
 from dnb.data import iterate_batches, synthetic_split
 from dnb.schema import RECALL_WINDOWS, DataInfo, context_arrays, previous_rows, recall_rows
 from models.base import sample_song
-from pipeline.songs import critic_controls, pick_temperature, song_windows, target_values
+from pipeline.songs import (
+    choose_decoding,
+    critic_controls,
+    critic_lines,
+    pick_temperature,
+    song_windows,
+    target_values,
+)
 
 INFO = DataInfo(n_styles=3)
 SMALL = {"hidden": 32, "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "latent": 4, "cond_dim": 16}
@@ -150,10 +157,32 @@ def test_the_songs_stage_picks_the_decoding_closest_on_validation():
     real = target_values(part["tokens"].numpy(), part)
     assert real == {"identical_line_rate": 1.0, "identical_rhythm_rate": 1.0, "distinct_line_rate": 1 / 8}
     params = {"temperatures": [1.0, 0.0], "seed": 0}
-    best, gaps, values, lines = pick_temperature(rule, part, real, params, "cpu")
+    best, report, lines = pick_temperature(rule, part, real, critic_lines(part["tokens"].numpy(), part), params, "cpu")
+    gaps, values = report["validation_gaps"], report["validation_targets"]
     assert best == 0.0 and gaps["0"] == 0.0 and gaps["1"] > 0
     assert values["0"] == real and gaps["1"] == pytest.approx(M.song_target_gap(values["1"], real), abs=1e-4)
     assert np.array_equal(lines, part["tokens"].numpy())
+    # two 8-bar lines are too few for a critic (no accuracy, no critic gap); T 1's repetition gap alone exceeds
+    # greedy's score, so no critic is fitted for it
+    assert report["validation_critic"] == {"0": None} and report["validation_scores"] == {"0": 0.0}
+
+
+def test_a_decoding_is_chosen_by_the_worse_of_its_repetition_and_critic_gaps():
+    """``choose_decoding``: the critic can overturn the repetition ranking; it is fitted only on entries
+    whose repetition gap does not already exceed the best score; ties go to the earlier entry."""
+    fitted = []
+
+    def critic_gap(values):
+        return lambda i: fitted.append(i) or values[i]
+
+    best, scores = choose_decoding([2.0, 0.5, 0.6, 3.0], critic_gap({0: 0.1, 1: 1.5, 2: 0.9, 3: 0.0}))
+    assert best == 2 and scores == {1: 1.5, 2: 0.9} and fitted == [1, 2]  # entry 0's gap 2.0 > 0.9: not fitted
+    fitted.clear()
+    best, scores = choose_decoding([0.8, 0.5], critic_gap({0: 0.0, 1: 0.8}))
+    assert best == 0 and scores == {1: 0.8, 0: 0.8} and fitted == [1, 0]  # a tie: the earlier entry
+    assert choose_decoding([1.2], critic_gap({0: 0.0}))[0] == 0
+    with pytest.raises(ValueError):
+        choose_decoding([], critic_gap({}))
 
 
 def test_song_windows_chain_only_contiguous_kept_windows():

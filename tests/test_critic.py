@@ -303,3 +303,31 @@ def test_the_other_song_control_never_plays_a_songs_own_line_and_uses_every_line
     assert C.control_rows(np.array([0, 0, 0, 1]), "other_song").tolist() == [-1] * 4
     with pytest.raises(ValueError, match="unknown critic control 'shuffled'"):
         C.control_rows(song, "shuffled")
+
+
+def test_cross_fitted_accuracy_scores_every_line_on_songs_its_critic_never_saw():
+    """The validation estimate that chooses decodings: high where the critic test is, near chance for two
+    samples of one distribution, and blind to what identifies a song. Here every song has its own random
+    features and the real lines come from other songs than the generated ones: a critic that had seen a
+    song would name its class from its identity (about 1.0), one that never did can only guess."""
+    n = 800
+    assert C.cross_fitted_accuracy(rows(looped, n, 1), songs(n), rows(independent, n, 2), songs(n)) > 0.9
+    same = C.cross_fitted_accuracy(rows(looped, n, 1), songs(n), rows(looped, n, 2), songs(n))
+    assert abs(same - 0.5) < 0.1
+    rng = np.random.default_rng(0)
+    song = np.repeat(np.arange(200), 4)  # 200 songs of 4 lines; real lines from the even songs, generated from the odd
+    x = rng.normal(size=(200, C.N_FEATURES))[song] + 0.01 * rng.normal(size=(len(song), C.N_FEATURES))
+    real, fake = song % 2 == 0, song % 2 == 1
+    assert C.cross_fitted_accuracy(x[real], song[real], x[fake], song[fake]) < 0.65
+    seen = C.critic_test(x[real], x[fake], x[real], x[fake], song[real], song[fake], n_boot=10)
+    assert seen["accuracy"]["value"] > 0.95
+    again = C.cross_fitted_accuracy(rows(looped, n, 1), songs(n), rows(looped, n, 2), songs(n))
+    assert again == same  # seeded
+    assert C.cross_fitted_accuracy(rows(looped, 6, 1), songs(6), rows(looped, 6, 2), songs(6)) is None  # 3 a half
+
+
+def test_the_critic_goal_gap_is_the_accuracy_above_chance_over_its_tolerance():
+    assert C.goal_gap(0.65) == pytest.approx(1.0)  # the goal: at most 0.65
+    assert C.goal_gap(0.80) == pytest.approx(2.0)
+    assert C.goal_gap(0.5) == 0.0 and C.goal_gap(0.42) == 0.0  # below chance is no closer
+    assert C.goal_gap(None) == 0.0  # too few lines for a critic: no gap

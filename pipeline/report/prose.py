@@ -241,14 +241,14 @@ def evaluation_sentence(results: dict, stats: dict) -> str:
 
 def best_song_system(songs: dict) -> str | None:
     """The context-taking model whose VALIDATION songs, at the decoding it chose there, come closest to
-    the real bass's (its ``validation_gaps`` entry, ``dnb.metrics.song_target_gap``, as ``songs`` picks
-    decodings): the test songs never pick the model the paper reports. Baselines are not candidates;
-    a tie goes to the first listed."""
+    the whole-song goals (its ``validation_scores`` entry: the worst of the repetition gaps and the
+    cross-fitted critic's, each over its tolerance, as ``songs`` picks decodings): the test songs never
+    pick the model the paper reports. Baselines are not candidates; a tie goes to the first listed."""
     gaps = {}
     for stem, data in songs.items():
         if stem == "real" or data.get("kind") == "baseline" or not data.get("takes_previous"):
             continue
-        gap = (data.get("validation_gaps") or {}).get(data.get("temperature"))
+        gap = (data.get("validation_scores") or {}).get(data.get("temperature"))
         if gap is not None:
             gaps[stem] = gap
     return min(gaps, key=gaps.get) if gaps else None
@@ -274,7 +274,7 @@ def song_sentence(songs: dict) -> str:
                 for m in SONG_TARGETS]
         words = decoding_words(songs[best].get("temperature"))
         at = f" {words} (chosen on the validation songs)" if words else ""
-        text += (f" The context model closest to it on the validation songs, {display(best)}{at}, {stats(mine)} "
+        text += (f" The context model closest to the goals on the validation songs, {display(best)}{at}, {stats(mine)} "
                  f"on the test songs (gaps: {join(gaps)}).")
     alone = [entry(d.get("metrics"), "identical_line_rate")["value"] for s, d in songs.items()
              if s != "real" and d.get("kind") != "baseline" and not d.get("takes_previous")
@@ -361,7 +361,7 @@ def critic_sentence(songs: dict) -> str:
     if best in accuracy:
         item = accuracy[best]
         interval = f" [{item['lo']:.3f}, {item['hi']:.3f}]" if item.get("lo") is not None else ""
-        text += (f"; on the context model closest to the real bass on the validation songs, {display(best)}, "
+        text += (f"; on the context model closest to the goals on the validation songs, {display(best)}, "
                  f"{item['value']:.3f}{interval}")
     text += " (0.5: indistinguishable)."
     given = (songs.get(best) or {}).get("critic_giveaways") if best in accuracy else None
