@@ -529,8 +529,14 @@ SONG_TARGETS: dict[str, float] = {"identical_line_rate": 0.10, "identical_rhythm
                                   "distinct_line_rate": 0.15}
 
 
+def song_target_gaps(mine: dict[str, float], real: dict[str, float]) -> list[float]:
+    """|mine - real| / tolerance of every ``SONG_TARGETS`` entry, in order: <= 1 where the target is reached."""
+    return [abs(float(mine[name]) - float(real[name])) / tolerance for name, tolerance in SONG_TARGETS.items()]
+
+
 def song_target_gap(mine: dict[str, float], real: dict[str, float]) -> float:
     """max over ``SONG_TARGETS`` of |mine - real| / tolerance: <= 1 when every target is within its tolerance."""
-    return max(abs(float(mine[name]) - float(real[name])) / tolerance for name, tolerance in SONG_TARGETS.items())
+    return max(song_target_gaps(mine, real))
+
 REPORTED: dict[str, Metric] = METRICS | SONG_METRICS  # every metric a table may show
 SONG_PAIR_METRICS = ("bleu4", "onset_f1", "onset_pitch_f1", "chord_tone_rate", "kick_lock")  # free running vs real

@@ -16,6 +16,7 @@ from pipeline.songs import (
     choose_decoding,
     critic_controls,
     critic_lines,
+    goal_key,
     pick_temperature,
     song_windows,
     target_values,
@@ -162,25 +163,35 @@ def test_the_songs_stage_picks_the_decoding_closest_on_validation():
     assert best == 0.0 and gaps["0"] == 0.0 and gaps["1"] > 0
     assert values["0"] == real and gaps["1"] == pytest.approx(M.song_target_gap(values["1"], real), abs=1e-4)
     assert np.array_equal(lines, part["tokens"].numpy())
-    # two 8-bar lines are too few for a critic (no accuracy, no critic gap); T 1's repetition gap alone exceeds
-    # greedy's score, so no critic is fitted for it
-    assert report["validation_critic"] == {"0": None} and report["validation_scores"] == {"0": 0.0}
+    # two 8-bar lines are too few for a critic (no accuracy, no critic gap); T 1's repetition gaps alone are
+    # farther than greedy's whole key, so no critic is fitted for it
+    assert report["validation_critic"] == {"0": None}
+    assert report["validation_scores"] == {"0": 0.0} and report["validation_missed"] == {"0": 0}
 
 
-def test_a_decoding_is_chosen_by_the_worse_of_its_repetition_and_critic_gaps():
-    """``choose_decoding``: the critic can overturn the repetition ranking; it is fitted only on entries
-    whose repetition gap does not already exceed the best score; ties go to the earlier entry."""
+def test_a_decoding_is_chosen_by_the_goals_it_reaches_then_by_its_worst_gap():
+    """``choose_decoding``: the critic can overturn the repetition ranking; fewer goals missed beat a smaller
+    worst gap; the critic is fitted only where the repetition gaps alone do not already lose; ties go to
+    the earlier entry."""
     fitted = []
 
     def critic_gap(values):
         return lambda i: fitted.append(i) or values[i]
 
-    best, scores = choose_decoding([2.0, 0.5, 0.6, 3.0], critic_gap({0: 0.1, 1: 1.5, 2: 0.9, 3: 0.0}))
-    assert best == 2 and scores == {1: 1.5, 2: 0.9} and fitted == [1, 2]  # entry 0's gap 2.0 > 0.9: not fitted
+    assert goal_key([0.5, 1.2, 0.9, 3.0]) == (2, 3.0)
+    # entry 2 reaches every repetition goal, as does 1; with the critic, 2's worst gap is the smaller
+    rep = [[2.0, 0.1, 0.1], [0.5, 0.2, 0.1], [0.6, 0.3, 0.1], [3.0, 0.1, 0.1]]
+    best, keys = choose_decoding(rep, critic_gap({0: 0.1, 1: 1.5, 2: 1.2, 3: 0.0}))
+    assert best == 2 and keys == {1: (1, 1.5), 2: (1, 1.2)} and fitted == [1, 2]  # 0 and 3 miss a goal already
     fitted.clear()
-    best, scores = choose_decoding([0.8, 0.5], critic_gap({0: 0.0, 1: 0.8}))
-    assert best == 0 and scores == {1: 0.8, 0: 0.8} and fitted == [1, 0]  # a tie: the earlier entry
-    assert choose_decoding([1.2], critic_gap({0: 0.0}))[0] == 0
+    # the critic misses everywhere (gaps 3.2 and 3.0, noise apart): the entry that reaches the repetition goals
+    # wins over one with a smaller worst gap that reaches none
+    best, keys = choose_decoding([[0.9, 0.5, 0.5], [2.9, 2.0, 1.5]], critic_gap({0: 3.2, 1: 3.0}))
+    assert best == 0 and keys == {0: (1, 3.2)} and fitted == [0]  # entry 1 misses 3 goals before its critic
+    fitted.clear()
+    best, keys = choose_decoding([[0.8, 0.1, 0.1], [0.5, 0.1, 0.1]], critic_gap({0: 0.0, 1: 0.8}))
+    assert best == 0 and keys == {1: (0, 0.8), 0: (0, 0.8)} and fitted == [1, 0]  # a tie: the earlier entry
+    assert choose_decoding([[1.2, 0.0, 0.0]], critic_gap({0: 0.0}))[0] == 0
     with pytest.raises(ValueError):
         choose_decoding([], critic_gap({}))
 

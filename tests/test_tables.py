@@ -239,8 +239,8 @@ def _song(kind: str, takes: bool, line: float, rhythm: float, distinct: float, c
                "onset_pitch_f1": item(0.1), "bleu4": item(0.4),
                "critic_accuracy": item(critic) if critic is not None else None}
     # the validation score (worst of the repetition and critic gaps) picks the paper's model, not the repetition gap
-    chosen = ({"temperature": "0.9", "validation_gaps": {"1": 9.0, "0.9": 0.1}, "validation_scores": {"0.9": val_score}}
-              if val_score is not None else {})
+    chosen = ({"temperature": "0.9", "validation_gaps": {"1": 9.0, "0.9": 0.1}, "validation_scores": {"0.9": val_score},
+               "validation_missed": {"0.9": int(val_score > 1)}} if val_score is not None else {})
     return {"kind": kind, "status": "ok", "takes_previous": takes, "metrics": metrics,
             "n_test_songs": 12, "n_test_windows": 150, "max_windows": 16} | chosen
 
@@ -269,11 +269,15 @@ def test_song_table_and_sentences(results, tmp_path):
     # farther on validation is not the paper's context model
     closer_on_test = _song("ablation", True, 0.25, 0.55, 0.37, 0.55, val_score=1.2)
     assert prose.best_song_system({**SONGS, "ablation_recall": closer_on_test}) == "ablation_previous"
-    assert prose.best_song_system({**SONGS, "ablation_recall": {**closer_on_test, "validation_scores": {"0.9": 0.3}}}) \
+    assert prose.best_song_system({**SONGS, "ablation_recall": {**closer_on_test, "validation_scores": {"0.9": 0.3},
+                                                                 "validation_missed": {"0.9": 0}}}) \
         == "ablation_recall"
     # ... by its score (repetition and critic), not by its repetition gap alone
     repeats_closer = {**closer_on_test, "validation_gaps": {"0.9": 0.01}}
     assert prose.best_song_system({**SONGS, "ablation_recall": repeats_closer}) == "ablation_previous"
+    # ... and the goals reached first: a smaller worst gap that misses more goals loses
+    misses_more = {**closer_on_test, "validation_scores": {"0.9": 0.5}, "validation_missed": {"0.9": 2}}
+    assert prose.best_song_system({**SONGS, "ablation_recall": misses_more}) == "ablation_previous"
     sentence = prose.song_sentence(SONGS)
     assert "real bass repeats the line of the window before in 0.250" in sentence
     assert "ablation + previous window" in sentence and "0.050" in sentence  # |0.30 - 0.25|

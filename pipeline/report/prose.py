@@ -241,16 +241,18 @@ def evaluation_sentence(results: dict, stats: dict) -> str:
 
 def best_song_system(songs: dict) -> str | None:
     """The context-taking model whose VALIDATION songs, at the decoding it chose there, come closest to
-    the whole-song goals (its ``validation_scores`` entry: the worst of the repetition gaps and the
-    cross-fitted critic's, each over its tolerance, as ``songs`` picks decodings): the test songs never
-    pick the model the paper reports. Baselines are not candidates; a tie goes to the first listed."""
+    the whole-song goals (its ``validation_missed`` and ``validation_scores`` entries: the goals missed, then
+    the worst gap of the repetition targets and the cross-fitted critic, each over its tolerance, as
+    ``songs`` picks decodings, ``pipeline.songs.goal_key``): the test songs never pick the model the paper
+    reports. Baselines are not candidates; a tie goes to the first listed."""
     gaps = {}
     for stem, data in songs.items():
         if stem == "real" or data.get("kind") == "baseline" or not data.get("takes_previous"):
             continue
-        gap = (data.get("validation_scores") or {}).get(data.get("temperature"))
-        if gap is not None:
-            gaps[stem] = gap
+        chosen = data.get("temperature")
+        missed, worst = ((data.get(k) or {}).get(chosen) for k in ("validation_missed", "validation_scores"))
+        if missed is not None and worst is not None:
+            gaps[stem] = (missed, worst)
     return min(gaps, key=gaps.get) if gaps else None
 
 
